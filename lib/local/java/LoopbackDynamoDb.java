@@ -1,0 +1,28 @@
+import java.lang.reflect.Field;
+import org.eclipse.jetty.server.Connector;
+import org.eclipse.jetty.server.Server;
+import org.eclipse.jetty.server.ServerConnector;
+import software.amazon.dynamodb.services.local.main.ServerRunner;
+import software.amazon.dynamodb.services.local.server.DynamoDBProxyServer;
+
+/**
+ * Starts the real DynamoDB Local bound to 127.0.0.1 only. DynamoDB Local has no bind-address
+ * option and listens on every interface; we build its server the usual way, then set the Jetty
+ * connector's host before starting it.
+ */
+public final class LoopbackDynamoDb {
+  public static void main(String[] args) throws Exception {
+    DynamoDBProxyServer proxy = ServerRunner.createServerFromCommandLineArgs(args);
+    Field field = DynamoDBProxyServer.class.getDeclaredField("server");
+    field.setAccessible(true);
+    Server jetty = (Server) field.get(proxy);
+    for (Connector connector : jetty.getConnectors()) {
+      if (connector instanceof ServerConnector) {
+        ((ServerConnector) connector).setHost("127.0.0.1");
+      }
+    }
+    proxy.start();
+    System.out.println("LoopbackDynamoDb listening on 127.0.0.1");
+    proxy.join();
+  }
+}
