@@ -29,6 +29,11 @@ const shutdown = async (signal: string) => {
   process.exit(0);
 };
 process.on('SIGINT', () => void shutdown('SIGINT'));
+// If whatever started us dies without signalling (for example a SIGKILLed npm), do not linger.
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) void shutdown('parent exited');
+}, 1_000).unref();
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
 
 process.stdout.write(`READY ${JSON.stringify(stack.info)}\n`);

@@ -119,8 +119,14 @@ class Container {
     this.ready.catch(() => undefined);
   }
 
+  private dead = false;
+
+  markDead(): void {
+    this.dead = true;
+  }
+
   alive(): boolean {
-    return !this.proc.exited();
+    return !this.dead && !this.proc.exited();
   }
 
   async invoke(event: unknown, timeoutMs: number): Promise<unknown> {
@@ -131,11 +137,18 @@ class Container {
       // Like Lambda: when the timeout passes, the execution environment is torn down.
       const timer = setTimeout(() => {
         this.pending.delete(id);
+        this.dead = true;
         rejectInvoke(new FunctionTimeoutError(this.functionName, timeoutMs));
         void this.proc.kill();
       }, timeoutMs + 50);
       this.pending.set(id, { resolve: resolveInvoke, reject: rejectInvoke, timer });
-      this.proc.child.send({ type: 'invoke', id, event, deadline });
+      this.proc.child.send({ type: 'invoke', id, event, deadline }, (error) => {
+        if (!error) return;
+        clearTimeout(timer);
+        this.pending.delete(id);
+        this.dead = true;
+        rejectInvoke(new FunctionCrashedError(this.functionName, `${error.message}\n${this.proc.tail()}`));
+      });
     });
   }
 }
@@ -208,6 +221,7 @@ class FunctionPool {
 
   /** Kills every container (like a crash of all execution environments). */
   async killAll(): Promise<void> {
+    for (const c of this.containers) c.markDead();
     await Promise.all(this.containers.map((c) => c.proc.kill()));
     this.containers = [];
   }

@@ -37,11 +37,15 @@ export class SqsFailoverRequestQueue implements FailoverRequestQueue {
         MessageDeduplicationId: failoverRequestDedupId(r),
       }));
       for (let attempt = 1; entries.length > 0; attempt += 1) {
-        const out = await this.sqs.send(new SendMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: entries }));
+        const out = await this.sqs.send(
+          new SendMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: entries }),
+        );
         const failed = new Set((out.Failed ?? []).map((f) => f.Id));
         if (failed.size === 0) break;
         if (attempt >= 5) {
-          throw new QueueSendError(`failover queue rejected ${failed.size} request(s): ${JSON.stringify(out.Failed)}`);
+          throw new QueueSendError(
+            `failover queue rejected ${failed.size} request(s): ${JSON.stringify(out.Failed)}`,
+          );
         }
         entries = entries.filter((e) => failed.has(e.Id));
         await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
