@@ -54,7 +54,7 @@ describe('local stack', () => {
     try {
       await zk.create('/stack-test/node', 'hello', { persistent: true });
       const node = await zk.data('/stack-test/node');
-      expect(node?.data.toString()).toBe('hello');
+      expect(node?.data?.toString()).toBe('hello');
     } finally {
       await zk.close();
     }

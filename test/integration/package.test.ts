@@ -10,7 +10,7 @@ interface Template {
 
 describe('sls package', () => {
   it('builds the CloudFormation template offline, without AWS credentials', () => {
-    const env = { ...process.env, SLS_TELEMETRY_DISABLED: '1' };
+    const env: NodeJS.ProcessEnv = { ...process.env, SLS_TELEMETRY_DISABLED: '1' };
     for (const k of Object.keys(env)) if (k.startsWith('AWS_')) delete env[k];
     execFileSync('npx', ['sls', 'package', '--stage', 'ci', '--package', '.serverless-ci'], {
       cwd: projectRoot,
