@@ -1,8 +1,20 @@
 import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
+import { localStateDir } from '../../lib/local/processes.ts';
 import type { ReadyInfo } from '../../lib/local/stack.ts';
+
+function parentOf(pid: number): number | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    return Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]);
+  } catch {
+    return undefined;
+  }
+}
 
 function portOpen(port: number): Promise<boolean> {
   return new Promise((resolveOpen) => {
@@ -52,9 +64,18 @@ describe('npm run local', () => {
     ];
     for (const p of ports) expect(await portOpen(p)).toBe(true);
     // The local stack records every child it starts; read them to check they are all gone afterwards.
-    const { readdirSync } = await import('node:fs');
-    const { localStateDir } = await import('../../lib/local/processes.ts');
-    const pids = readdirSync(`${localStateDir}/pids`).map((f) => Number.parseInt(f, 10));
+    // Its children are recorded under .local/pids with their owner; other test files' stacks are there too.
+    const ownedByThisRun = readdirSync(join(localStateDir, 'pids'))
+      .map(
+        (f) =>
+          JSON.parse(readFileSync(join(localStateDir, 'pids', f), 'utf8')) as {
+            pid: number;
+            ownerPid: number;
+          },
+      )
+      .filter((r) => parentOf(r.ownerPid) === child.pid)
+      .map((r) => r.pid);
+    expect(ownedByThisRun.length).toBeGreaterThanOrEqual(2); // ZooKeeper and DynamoDB Local at least
 
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     child.kill('SIGTERM');
@@ -63,7 +84,6 @@ describe('npm run local', () => {
     expect(stdout.filter((l) => l.startsWith('READY '))).toHaveLength(1);
     expect(stdout.filter((l) => l.trim() !== '')).toHaveLength(1);
     for (const p of ports) expect(await portOpen(p)).toBe(false);
-    const stackPids = pids.filter((pid) => pid > child.pid!);
-    for (const pid of stackPids) expect(processAlive(pid), `pid ${pid}`).toBe(false);
+    for (const pid of ownedByThisRun) expect(processAlive(pid), `pid ${pid}`).toBe(false);
   });
 });
