@@ -144,8 +144,9 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
     for (const [k, v] of Object.entries({ ...service.provider.environment, ...fn.environment })) {
       env[k] = resolveIntrinsic(v, resources);
     }
-    // The registry is the local ZooKeeper, whatever the stage parameters say.
-    if ('ZK_CONNECT' in env) env.ZK_CONNECT = zookeeper.connectString;
+    // In AWS the connect string comes from SSM at cold start; locally the registry is this ZooKeeper
+    // (ZK_CONNECT takes precedence over ZK_CONNECT_PARAMETER, see lib/config.ts).
+    if ('ZK_CONNECT_PARAMETER' in env) env.ZK_CONNECT = zookeeper.connectString;
     if (env.REGISTRY_ROOT) info.registryRoot = env.REGISTRY_ROOT;
     return {
       ...env,
