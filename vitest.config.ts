@@ -7,7 +7,7 @@ export default defineConfig({
     // 2-core machine from being oversubscribed.
     fileParallelism: true,
     maxWorkers: 2,
-    testTimeout: 60_000,
+    testTimeout: 120_000,
     hookTimeout: 90_000,
     pool: 'forks',
     reporters: ['default', './test/support/summary-reporter.ts'],

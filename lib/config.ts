@@ -21,7 +21,18 @@ export const settings = {
   FAILOVER_QUEUE_URL: z.url(),
   FAILOVER_DLQ_URL: z.url(),
   COMMANDS_QUEUE_URL: z.url(),
-  ZK_CONNECT: nonEmpty,
+  /** ZooKeeper connect string. Set locally; in AWS it comes from the SSM parameter below. */
+  ZK_CONNECT: nonEmpty.optional(),
+  /** Name of the SSM parameter holding the connect string (read at cold start when ZK_CONNECT is unset). */
+  ZK_CONNECT_PARAMETER: z
+    .string()
+    .regex(/^\/[\w.\-/]+$/, 'must be an SSM parameter name like /a/b')
+    .optional(),
+  /** Secrets Manager secret (ARN) holding `user:password` for digest auth; `none` or absent = no auth. */
+  ZK_DIGEST_SECRET_ARN: z
+    .string()
+    .optional()
+    .transform((v) => (v === undefined || v === '' || v === 'none' ? undefined : v)),
   /** `user:password` for ZooKeeper digest auth; absent = no auth. */
   ZK_DIGEST: z
     .string()
@@ -42,13 +53,18 @@ export const settings = {
   /** Lease of the per-host failover lock; renewed between pages. */
   LOCK_LEASE_MS: positiveInt.default(30_000),
   /** Instances per DynamoDB transaction (each instance is two items: update + command). */
-  FAILOVER_BATCH_SIZE: z.coerce.number().int().min(1).max(50).default(25),
+  FAILOVER_BATCH_SIZE: z.coerce.number().int().min(1).max(50).default(50),
   /** Transactions in flight at once. */
-  FAILOVER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(8),
+  FAILOVER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   /** Stop taking new pages when less than this much time is left; send a continuation instead. */
   DEADLINE_MARGIN_MS: positiveInt.default(10_000),
   /** Watcher: end its watch window this long before the function's deadline. */
   WATCH_MARGIN_MS: positiveInt.default(5_000),
+  /**
+   * Fault injection for crash tests only (lib/faults.ts), e.g. `after-transaction=3:exit`. Absent in every
+   * deployed environment.
+   */
+  ZKF_FAILPOINTS: z.string().optional(),
 } as const;
 
 type Settings = typeof settings;

@@ -54,7 +54,10 @@ export interface ProcessInstance {
   /** JSON object text. */
   commandParam?: string;
   failoverCount?: number;
+  /** Fence of the last failover that wrote this item, and the lock that fence belongs to. */
   fence?: number;
+  fenceLock?: string;
+  lastHost?: string;
 }
 
 export interface TaskInstance {
@@ -67,12 +70,31 @@ export interface TaskInstance {
   startTime?: number;
   failoverCount?: number;
   fence?: number;
+  fenceLock?: string;
+  lastHost?: string;
 }
 
 /** The incarnation currently registered for a host (F3), or null when the host is not registered. */
 export type LiveIncarnation = { startupTime: number } | null;
 
-export type FailoverSkipReason = 'unowned' | 'other-host' | 'not-executing' | 'new-incarnation';
+export type FailoverSkipReason =
+  | 'unowned'
+  | 'other-host'
+  | 'not-executing'
+  | 'new-incarnation'
+  | 'after-observation';
+
+/**
+ * Extra bounds from the failover request. `observedAt` is when the removal (or orphan) was observed: an
+ * item started (or restarted, or submitted) at or after it cannot belong to the incarnation whose removal
+ * was observed, so it is skipped even when the membership mirror does not show the new incarnation yet
+ * (the mirror lags ZooKeeper by the watcher's write latency, and is blind while no watcher runs). The
+ * price is clock skew: an item the dead incarnation started less than the skew between its clock and the
+ * observer's before it died may be skipped here; the sweep catches it later with a later `observedAt`.
+ */
+export interface FailoverBounds {
+  observedAt?: number;
+}
 export type FailoverDecision = { eligible: true } | { eligible: false; reason: FailoverSkipReason };
 
 /**
@@ -81,6 +103,13 @@ export type FailoverDecision = { eligible: true } | { eligible: false; reason: F
  */
 export function sameHost(a: string | undefined, b: string | undefined): boolean {
   return a !== undefined && a !== '' && a === b;
+}
+
+/** The refinement of FailoverBounds: false when some time is at or after the observation. */
+function predatesObservation(bounds: FailoverBounds, times: ReadonlyArray<number | undefined>): boolean {
+  const { observedAt } = bounds;
+  if (observedAt === undefined) return true;
+  return times.every((t) => t === undefined || Number.isNaN(t) || t < observedAt);
 }
 
 /**
@@ -99,6 +128,7 @@ export function processFailoverDecision(
   instance: ProcessInstance,
   deadHost: string,
   live: LiveIncarnation,
+  bounds: FailoverBounds = {},
 ): FailoverDecision {
   if (instance.host === undefined || instance.host === '') return { eligible: false, reason: 'unowned' };
   if (!sameHost(instance.host, deadHost)) return { eligible: false, reason: 'other-host' };
@@ -106,6 +136,9 @@ export function processFailoverDecision(
   // startTime is required: a missing one (a malformed item) is treated as unprovable, hence skipped.
   if (!predatesIncarnation(live, [instance.startTime ?? Number.NaN, instance.restartTime])) {
     return { eligible: false, reason: 'new-incarnation' };
+  }
+  if (!predatesObservation(bounds, [instance.startTime, instance.restartTime])) {
+    return { eligible: false, reason: 'after-observation' };
   }
   return { eligible: true };
 }
@@ -115,6 +148,7 @@ export function taskFailoverDecision(
   task: TaskInstance,
   deadWorker: string,
   live: LiveIncarnation,
+  bounds: FailoverBounds = {},
 ): FailoverDecision {
   if (task.host === undefined || task.host === '') return { eligible: false, reason: 'unowned' };
   if (!sameHost(task.host, deadWorker)) return { eligible: false, reason: 'other-host' };
@@ -122,6 +156,8 @@ export function taskFailoverDecision(
   if (!predatesIncarnation(live, [task.submitTime ?? Number.NaN])) {
     return { eligible: false, reason: 'new-incarnation' };
   }
+  if (!predatesObservation(bounds, [task.submitTime]))
+    return { eligible: false, reason: 'after-observation' };
   return { eligible: true };
 }
 

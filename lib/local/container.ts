@@ -35,6 +35,11 @@ function serializeError(error: unknown): { name: string; message: string; stack?
   return { name: 'Error', message: String(error) };
 }
 
+/** Resident memory now, and the peak of this container so far (like Lambda's "Max Memory Used"). */
+function memory(): { rssBytes: number; maxRssBytes: number } {
+  return { rssBytes: process.memoryUsage().rss, maxRssBytes: process.resourceUsage().maxRSS * 1024 };
+}
+
 process.on('message', async (message: InvokeMessage) => {
   if (message?.type !== 'invoke') return;
   const requestId = randomUUID();
@@ -52,14 +57,14 @@ process.on('message', async (message: InvokeMessage) => {
   try {
     const handler = await loadHandler();
     const value = await handler(message.event, context);
-    send({ type: 'result', id: message.id, ok: true, value, rssBytes: process.memoryUsage().rss, requestId });
+    send({ type: 'result', id: message.id, ok: true, value, ...memory(), requestId });
   } catch (error: unknown) {
     send({
       type: 'result',
       id: message.id,
       ok: false,
       error: serializeError(error),
-      rssBytes: process.memoryUsage().rss,
+      ...memory(),
       requestId,
     });
   }

@@ -43,6 +43,8 @@ export interface InvocationRecord {
   readonly outcome: 'ok' | 'error' | 'timeout' | 'crash';
   readonly error?: string;
   readonly rssBytes?: number;
+  /** Peak resident memory of the container up to the end of this invocation (process lifetime maximum). */
+  readonly maxRssBytes?: number;
   readonly result?: unknown;
 }
 
@@ -78,6 +80,7 @@ class Container {
   private nextId = 1;
   private pending = new Map<number, Pending>();
   lastRssBytes = 0;
+  lastMaxRssBytes = 0;
   busy = false;
   private readonly ready: Promise<void>;
 
@@ -95,6 +98,7 @@ class Container {
           value?: unknown;
           error?: never;
           rssBytes?: number;
+          maxRssBytes?: number;
         }) => {
           if (m?.type === 'ready') resolveReady();
           if (m?.type !== 'result' || m.id === undefined) return;
@@ -103,6 +107,7 @@ class Container {
           this.pending.delete(m.id);
           clearTimeout(p.timer);
           this.lastRssBytes = m.rssBytes ?? 0;
+          this.lastMaxRssBytes = m.maxRssBytes ?? 0;
           if (m.ok) p.resolve(m.value);
           else p.reject(new FunctionError(functionName, m.error ?? { name: 'Error', message: 'unknown' }));
         },
@@ -207,12 +212,12 @@ class FunctionPool {
     }
   }
 
-  async invoke(event: unknown): Promise<{ value: unknown; rssBytes: number }> {
+  async invoke(event: unknown): Promise<{ value: unknown; rssBytes: number; maxRssBytes: number }> {
     const container = await this.acquire();
     container.busy = true;
     try {
       const value = await container.invoke(event, this.timeoutMs);
-      return { value, rssBytes: container.lastRssBytes };
+      return { value, rssBytes: container.lastRssBytes, maxRssBytes: container.lastMaxRssBytes };
     } finally {
       container.busy = false;
       this.waiters.shift()?.();
@@ -326,7 +331,7 @@ export function startLocalRuntime(stack: LocalStack, options: RuntimeOptions = {
     if (!pool) throw new Error(`function ${name} is not running`);
     const startedAt = Date.now();
     try {
-      const { value, rssBytes } = await pool.invoke(event);
+      const { value, rssBytes, maxRssBytes } = await pool.invoke(event);
       const rec: InvocationRecord = {
         functionName: name,
         trigger,
@@ -334,6 +339,7 @@ export function startLocalRuntime(stack: LocalStack, options: RuntimeOptions = {
         endedAt: Date.now(),
         outcome: 'ok',
         rssBytes,
+        maxRssBytes,
         result: value,
       };
       records.push(rec);

@@ -20,6 +20,8 @@ import ZooKeeper from 'zookeeper';
  * - `a_delete_`/`a_set_acl` with an undefined version check version 0, not "any": -1 is passed here.
  * - Nodes are always created with the open ACL (`world:anyone`); use `setAcl` to protect one.
  * - The C client's log level is process-global; it logs to stderr, so it is off unless asked for.
+ * - The binding's own "no response" heuristic (it closes a handle after a few empty reads) is relaxed: it
+ *   fired while an ensemble member was down, failing connections the C client would have completed.
  */
 
 export interface RegistryLogger {
@@ -53,12 +55,16 @@ export interface ZkStat {
   /** Creation zxid as an exact decimal string (identifies the node's incarnation). */
   readonly czxid: string;
   readonly mzxid: string;
+  /** Zxid of the last change to this node's children (exact decimal string). */
+  readonly pzxid: string;
   /** Epoch ms. */
   readonly ctime: number;
   readonly mtime: number;
   /** Owning session id in lower-case hex ('0' for a persistent node); compare with `ZkSession.sessionId`. */
   readonly ephemeralOwner: string;
   readonly version: number;
+  /** Number of changes (creations + deletions) to this node's children. */
+  readonly cversion: number;
   readonly dataLength: number;
   readonly numChildren: number;
 }
@@ -66,6 +72,13 @@ export interface ZkStat {
 export interface ZkNodeData {
   /** The node's bytes (an empty Buffer for empty data); null only when ZooKeeper stored no data at all. */
   readonly data: Buffer | null;
+  readonly stat: ZkStat;
+}
+
+/** A children listing together with the parent's stat, read atomically (one getChildren2 reply). */
+export interface ZkChildren {
+  readonly children: string[];
+  /** The parent's stat at the moment of the listing: `pzxid` bounds which creations it can reflect. */
   readonly stat: ZkStat;
 }
 
@@ -163,10 +176,12 @@ export class ZkSessionLostError extends Error {
 interface NativeStat {
   readonly czxid: number;
   readonly mzxid: number;
+  readonly pzxid: number;
   readonly ctime: Date;
   readonly mtime: Date;
   readonly ephemeralOwner: string;
   readonly version: number;
+  readonly cversion: number;
   readonly dataLength: number;
   readonly numChildren: number;
 }
@@ -186,6 +201,7 @@ interface NativeClient {
   init(config: Record<string, unknown>): unknown;
   close(): unknown;
   readonly client_id: string;
+  readonly client_password: string;
   readonly timeout: number;
   a_create(path: string, data: Buffer | string, flags: number, cb: Completion<[string]>): number;
   a_exists(path: string, watch: boolean, cb: Completion<[NativeStat | null]>): number;
@@ -194,6 +210,12 @@ interface NativeClient {
   aw_get(path: string, watch: NativeWatch, cb: Completion<[NativeStat | null, Buffer | null]>): number;
   a_get_children(path: string, watch: boolean, cb: Completion<[string[] | null]>): number;
   aw_get_children(path: string, watch: NativeWatch, cb: Completion<[string[] | null]>): number;
+  a_get_children2(path: string, watch: boolean, cb: Completion<[string[] | null, NativeStat | null]>): number;
+  aw_get_children2(
+    path: string,
+    watch: NativeWatch,
+    cb: Completion<[string[] | null, NativeStat | null]>,
+  ): number;
   a_set(path: string, data: Buffer | string, version: number, cb: Completion<[NativeStat | null]>): number;
   a_delete_(path: string, version: number, cb: Completion<[]>): number;
   a_set_acl(path: string, version: number, acl: NativeAcl[], cb: Completion<[]>): number;
@@ -244,6 +266,7 @@ const watchEventTypes = new Map<number, ZkWatchEventType>([
 ]);
 const nativeLogLevels: Record<ZkNativeLogLevel, number> = { off: 0, error: 1, warn: 2, info: 3, debug: 4 };
 const anyVersion = -1;
+const noResponseLimit = 10_000;
 
 function codeName(code: number): string {
   for (const [name, value] of Object.entries(nativeModule.constants)) {
@@ -314,6 +337,10 @@ export class ZkSession {
       timeout: sessionTimeoutMs,
       debug_level: nativeLogLevels[options.nativeLogLevel ?? 'off'],
       host_order_deterministic: false,
+      // The binding closes a handle as "expired" after 10 empty reads in a row, which a member that is
+      // down or not serving yet can cause while the C client moves to the next server. The C client's own
+      // timeouts decide instead (a real loss still ends the session).
+      response_counter_limit: noResponseLimit,
     });
     const session = new ZkSession(client, logger);
     return new Promise<ZkSession>((resolveSession, rejectSession) => {
@@ -383,6 +410,14 @@ export class ZkSession {
     return this.#client.client_id;
   }
 
+  /**
+   * This session's password (hex, upper case). With `sessionId` it identifies the session to the server:
+   * tests use it to expire a session from a second handle (the standard way to force a session expiry).
+   */
+  get sessionPassword(): string {
+    return this.#client.client_password;
+  }
+
   /** The session timeout the server granted (ms). */
   get negotiatedSessionTimeoutMs(): number {
     return this.#client.timeout;
@@ -403,6 +438,29 @@ export class ZkSession {
     }
     if (code !== rc.ok) throw zkError('getChildren', path, code, text);
     return children ?? [];
+  }
+
+  /**
+   * Children names of `path` with its stat, read atomically; null when it does not exist. With `onChange`,
+   * a one-shot watch (on the children, or on the creation when the node is absent).
+   */
+  async childrenWithStat(path: string, onChange?: ZkWatchListener): Promise<ZkChildren | null> {
+    validatePath(path);
+    const watch = onChange === undefined ? undefined : this.#oneShot(onChange);
+    const [code, text, children, stat] = await this.#invoke<[string[] | null, NativeStat | null]>(
+      'children',
+      path,
+      (cb) =>
+        watch === undefined
+          ? this.#client.a_get_children2(path, false, cb)
+          : this.#client.aw_get_children2(path, watch, cb),
+    );
+    if (code === rc.noNode) {
+      if (watch !== undefined) await this.#watchCreation(path, watch);
+      return null;
+    }
+    if (code !== rc.ok || stat === null) throw zkError('getChildren', path, code, text);
+    return { children: children ?? [], stat: this.#toStat(stat) };
   }
 
   /** Data and stat of `path`, or null when it does not exist. With `onChange`, a one-shot watch. */
@@ -535,10 +593,9 @@ export class ZkSession {
     for (const abandon of [...this.#pending]) abandon(loss);
     this.#pending.clear();
     this.#resolveLost(loss);
-    if (reason === 'disconnected') {
-      // Not from inside the C client's event dispatch: close on the next turn.
-      setImmediate(() => this.#closeNative());
-    }
+    // A lost session is never used again: release the handle whatever the reason (an expiry reported by an
+    // operation's return code leaves it open otherwise). Not from inside the C client's event dispatch.
+    setImmediate(() => this.#closeNative());
   }
 
   #closeNative(): void {
@@ -643,10 +700,12 @@ export class ZkSession {
     return {
       czxid: this.#zxid(stat.czxid),
       mzxid: this.#zxid(stat.mzxid),
+      pzxid: this.#zxid(stat.pzxid),
       ctime: stat.ctime.getTime(),
       mtime: stat.mtime.getTime(),
       ephemeralOwner: stat.ephemeralOwner,
       version: stat.version,
+      cversion: stat.cversion,
       dataLength: stat.dataLength,
       numChildren: stat.numChildren,
     };

@@ -118,6 +118,37 @@ describe('ZkSession against a real ZooKeeper', () => {
     expect((await session.exists('/it-children'))?.ephemeralOwner).toBe('0');
   });
 
+  it('lists children with the parent stat atomically: pzxid and cversion track child changes', async () => {
+    const session = await connect();
+    const parent = '/it-children2/nodes/master';
+    await session.mkdirp(parent);
+    const watch = nextEvent();
+
+    const empty = await session.childrenWithStat(parent);
+    await session.create(`${parent}/10.0.0.1:5678`, '', { ephemeral: true });
+    const created = await session.data(`${parent}/10.0.0.1:5678`);
+    const one = await session.childrenWithStat(parent, watch.listener);
+    await session.remove(`${parent}/10.0.0.1:5678`);
+    const event = await within(watch.event, 5_000, 'child watch');
+    const after = await session.childrenWithStat(parent);
+    const absentWatch = nextEvent();
+    const absent = await session.childrenWithStat('/it-children2/missing', absentWatch.listener);
+    await session.mkdirp('/it-children2/missing');
+
+    expect(empty?.children).toEqual([]);
+    expect(one?.children).toEqual(['10.0.0.1:5678']);
+    // The creation moved the parent's pzxid to the node's czxid; the deletion moved it past.
+    expect(one?.stat.pzxid).toBe(created?.stat.czxid);
+    expect(BigInt(after?.stat.pzxid ?? '0')).toBeGreaterThan(BigInt(one?.stat.pzxid ?? '0'));
+    expect((after?.stat.cversion ?? 0) - (empty?.stat.cversion ?? 0)).toBe(2);
+    expect(event).toEqual({ type: 'child', path: parent });
+    expect(absent).toBeNull();
+    expect(await within(absentWatch.event, 5_000, 'creation watch')).toEqual({
+      type: 'created',
+      path: '/it-children2/missing',
+    });
+  });
+
   it('lists an absent parent as [] and its watch notices the creation', async () => {
     const session = await connect();
     const watch = nextEvent();
@@ -229,6 +260,22 @@ describe('ZkSession against a real ZooKeeper', () => {
     expect(await observer.children(parent)).toEqual([]);
     expect(await server.lost).toMatchObject({ reason: 'closed' });
     await expect(server.children(parent)).rejects.toBeInstanceOf(ZkSessionLostError);
+  });
+
+  it('exposes the session password, with which a second handle can end the session', async () => {
+    const session = await connect({ sessionTimeoutMs: 2_000 });
+    await session.create('/it-expire/node', '', { ephemeral: true });
+    const observer = await connect();
+    const { expireSession } = await import('./watcher-harness.ts');
+
+    await expireSession(zk.connectString, session);
+    const loss = await within(session.lost, 10_000, 'session loss');
+
+    expect(session.sessionPassword).toMatch(/^[0-9A-Fa-f]{32}$/);
+    expect(['expired', 'disconnected']).toContain(loss.reason);
+    // The second handle's close ends the session on the server: its ephemeral node goes.
+    for (let i = 0; i < 50 && (await observer.exists('/it-expire/node')) !== null; i += 1) await sleep(100);
+    expect(await observer.exists('/it-expire/node')).toBeNull();
   });
 
   it('authenticates with digest credentials to read an ACL-protected node', async () => {

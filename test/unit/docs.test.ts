@@ -10,7 +10,8 @@ const read = (path: string) => readFileSync(join(root, path), 'utf8');
 describe('documentation matches the code', () => {
   it('lists every setting lib/config.ts reads', () => {
     const doc = read('docs/configuration.md');
-    for (const name of Object.keys(settings)) expect(doc, name).toMatch(new RegExp(`^\\| \`${name}\` +\\|`, 'm'));
+    for (const name of Object.keys(settings))
+      expect(doc, name).toMatch(new RegExp(`^\\| \`${name}\` +\\|`, 'm'));
   });
 
   it('names only deploy parameters that serverless.yml declares, and all of them', () => {

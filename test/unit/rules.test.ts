@@ -374,3 +374,45 @@ describe('buildTaskNotice', () => {
     expect(parseCommandMessage(JSON.stringify(notice))).toEqual({ ok: true, value: notice });
   });
 });
+
+describe('the observation bound (FailoverBounds.observedAt)', () => {
+  const OBSERVED_AT = RESTARTED_AT + 30_000;
+
+  it.each([
+    [{ startTime: OBSERVED_AT - 1 }, true],
+    [{ startTime: OBSERVED_AT }, false],
+    [{ startTime: OBSERVED_AT - 60_000, restartTime: OBSERVED_AT + 1 }, false],
+    [{ startTime: OBSERVED_AT - 60_000, restartTime: OBSERVED_AT - 1 }, true],
+  ])('an instance %o of an unregistered host is eligible: %s', (times, eligible) => {
+    const decision = processFailoverDecision(instance(times), DEAD, null, { observedAt: OBSERVED_AT });
+
+    expect(decision).toEqual(
+      eligible ? { eligible: true } : { eligible: false, reason: 'after-observation' },
+    );
+  });
+
+  it('applies on top of F3: a new-incarnation instance keeps its F3 reason', () => {
+    const subject = instance({ startTime: OBSERVED_AT + 1 });
+
+    expect(
+      processFailoverDecision(subject, DEAD, { startupTime: RESTARTED_AT }, { observedAt: OBSERVED_AT }),
+    ).toEqual({ eligible: false, reason: 'new-incarnation' });
+  });
+
+  it.each([
+    [OBSERVED_AT - 1, true],
+    [OBSERVED_AT, false],
+  ])('a task submitted at %d is eligible: %s', (submitTime, eligible) => {
+    const decision = taskFailoverDecision(task({ submitTime }), DEAD, null, { observedAt: OBSERVED_AT });
+
+    expect(decision.eligible).toBe(eligible);
+  });
+
+  it('changes nothing when absent', () => {
+    expect(processFailoverDecision(instance({ startTime: Number.MAX_SAFE_INTEGER }), DEAD, null, {})).toEqual(
+      {
+        eligible: true,
+      },
+    );
+  });
+});

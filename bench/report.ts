@@ -1,0 +1,233 @@
+// The benchmark's outputs: the JSON document, a plain-text table, and an HTML page with two inline SVG
+// charts (detection delay distribution, throughput comparison). No network, no dependencies.
+import type { DetectionResult } from './detection.ts';
+import type { ScaleResult } from './scale.ts';
+import type { FloorConfig, ThroughputResult } from './throughput.ts';
+
+export interface TargetCheck {
+  name: string;
+  target: string;
+  value: string;
+  holds: boolean;
+  /** Why a missed target cannot be met on this service, when a measurement shows it. */
+  note?: string;
+}
+
+export interface BenchResults {
+  mode: 'full' | 'quick';
+  startedAt: string;
+  durationSeconds: number;
+  machine: { cpus: number; model: string; memoryGb: number; platform: string; loadAverage: number[] };
+  commit: string;
+  /** Uncommitted changes in the working tree when it ran. */
+  dirty: boolean;
+  node: string;
+  settings: { failoverBatchSize: number; failoverConcurrency: number };
+  detection: Omit<DetectionResult, 'samples'> & { samples?: DetectionResult['samples'] };
+  throughput: ThroughputResult[];
+  floorSearch: Array<{ latencyMs: number; instances: number; results: FloorConfig[] }>;
+  scale: ScaleResult;
+  cost: {
+    writeUnitsPer1000: number;
+    sqsRequestsPer1000: number;
+    dynamodbRequestsPer1000: number;
+    /** Same figures for the alternatives, by the same rules. */
+    floorWriteUnitsPer1000: number;
+    baselineWriteUnitsPer1000: number;
+    basis: {
+      instances: number;
+      dynamodbOperations: Record<string, number>;
+      itemsWritten: Record<string, number>;
+      sqsOperations: Record<string, number>;
+      itemBytes: { instanceAfterUpdate: number; command: number };
+    };
+  };
+  targets: TargetCheck[];
+}
+
+const pad = (s: string, n: number) => (s.length >= n ? s : s + ' '.repeat(n - s.length));
+const lpad = (s: string, n: number) => (s.length >= n ? s : ' '.repeat(n - s.length) + s);
+
+function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? pad(c, widths[i] ?? 0) : lpad(c, widths[i] ?? 0))).join('  ');
+  return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+export function formatText(r: BenchResults): string {
+  const d = r.detection;
+  const parts = [
+    `zk-failover benchmark (${r.mode}) — ${r.startedAt}, ${r.durationSeconds} s, commit ${r.commit.slice(0, 10)}${r.dirty ? '+dirty' : ''}, node ${r.node}, ${r.machine.cpus} x ${r.machine.model}`,
+    '',
+    `Detection (${d.relayed}/${d.removals} removals relayed; delay from the raw watch seeing a removal to the request on the failover queue)`,
+    table(
+      ['', 'p50 ms', 'p99 ms', 'max ms'],
+      [
+        ['watcher, after the raw watch', String(d.p50Ms), String(d.p99Ms), String(d.maxMs)],
+        ['raw watch, after the delete call', String(d.rawP50Ms), String(d.rawP99Ms), ''],
+        ['end to end (delete -> queue)', '', String(d.endToEndP99Ms), ''],
+      ],
+    ),
+    '',
+    `Throughput (instances/s; failover function at batch ${r.settings.failoverBatchSize} x ${r.settings.failoverConcurrency}; floor at the best searched batch x concurrency)`,
+    table(
+      [
+        'N',
+        'latency',
+        'function',
+        'floor',
+        'outbox floor',
+        'floor cfg',
+        'sequential',
+        'vs floor',
+        'vs outbox floor',
+        'vs sequential',
+        'DDB CPU µs/inst fn/floor/outbox',
+      ],
+      r.throughput.map((t) => [
+        String(t.instances),
+        `${t.latencyMs} ms`,
+        String(t.perSecond),
+        String(t.floorPerSecond),
+        String(t.outboxFloorPerSecond),
+        `${t.floorConfig.batchSize}x${t.floorConfig.concurrency}`,
+        String(t.baselinePerSecond),
+        t.vsFloor.toFixed(2),
+        t.vsOutboxFloor.toFixed(2),
+        `${t.vsBaseline.toFixed(1)}x`,
+        `${t.dynamoCpuUsPerInstance.function}/${t.dynamoCpuUsPerInstance.floor}/${t.dynamoCpuUsPerInstance.outboxFloor}`,
+      ]),
+    ),
+    '',
+    'Scale (local runtime, SQS event source, continuations)',
+    table(
+      ['instances', 'invocations', 'seconds', 'per s', 'duplicates', 'missing', 'pending', 'peak RSS MB'],
+      [
+        [
+          String(r.scale.instances),
+          `${r.scale.invocations} (${r.scale.functionTimeoutMs / 1000} s timeout)`,
+          String(r.scale.seconds),
+          String(r.scale.perSecond),
+          String(r.scale.duplicates),
+          String(r.scale.missing),
+          String(r.scale.check.pending),
+          String(r.scale.peakRssMb),
+        ],
+      ],
+    ),
+    '',
+    'Cost per 1,000 instances failed over (DynamoDB capacity rules; counted requests)',
+    table(
+      ['', 'write units', 'DynamoDB requests', 'SQS requests'],
+      [
+        [
+          'failover function',
+          String(r.cost.writeUnitsPer1000),
+          String(r.cost.dynamodbRequestsPer1000),
+          String(r.cost.sqsRequestsPer1000),
+        ],
+        ['floor (transactions only)', String(r.cost.floorWriteUnitsPer1000), '', ''],
+        ['sequential (no transactions, no outbox)', String(r.cost.baselineWriteUnitsPer1000), '', ''],
+      ],
+    ),
+    '',
+    'Targets (DESIGN.md section 8)',
+    table(
+      ['target', 'wanted', 'measured', '', ''],
+      r.targets.map((t) => [t.name, t.target, t.value, t.holds ? 'holds' : 'MISSED', t.note ?? '']),
+    ),
+  ];
+  return `${parts.join('\n')}\n`;
+}
+
+const escapeHtml = (s: string) =>
+  s.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;');
+
+/** Cumulative distribution of the detection delays (and of the raw watch's own delay). */
+function detectionChart(d: BenchResults['detection']): string {
+  const width = 640;
+  const height = 300;
+  const m = { left: 50, right: 20, top: 20, bottom: 40 };
+  const samples = d.samples ?? [];
+  const series = [
+    {
+      name: 'watcher request on the queue, after the raw watch',
+      color: '#1f77b4',
+      values: samples.map((s) => s.detectionMs),
+    },
+    { name: 'raw watch, after the delete call', color: '#ff7f0e', values: samples.map((s) => s.rawMs) },
+  ];
+  const maxX = Math.max(260, ...samples.flatMap((s) => [s.detectionMs, s.rawMs]));
+  const x = (v: number) => m.left + (v / maxX) * (width - m.left - m.right);
+  const y = (p: number) => height - m.bottom - p * (height - m.top - m.bottom);
+  const lines = series.map((s) => {
+    const sorted = [...s.values].sort((a, b) => a - b);
+    const points = sorted.map((v, i) => `${x(v).toFixed(1)},${y((i + 1) / sorted.length).toFixed(1)}`);
+    return `<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${x(0)},${y(0)} ${points.join(' ')}"/>`;
+  });
+  const ticks = Array.from({ length: 6 }, (_, i) => Math.round((maxX / 5) * i));
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" role="img" aria-label="detection delay CDF">
+  <rect width="${width}" height="${height}" fill="white"/>
+  <line x1="${m.left}" y1="${y(0)}" x2="${width - m.right}" y2="${y(0)}" stroke="#333"/>
+  <line x1="${m.left}" y1="${y(0)}" x2="${m.left}" y2="${y(1)}" stroke="#333"/>
+  ${ticks.map((t) => `<text x="${x(t)}" y="${y(0) + 16}" font-size="11" text-anchor="middle">${t}</text>`).join('')}
+  ${[0, 0.5, 0.99].map((p) => `<text x="${m.left - 6}" y="${y(p) + 4}" font-size="11" text-anchor="end">${p * 100}%</text><line x1="${m.left}" x2="${width - m.right}" y1="${y(p)}" y2="${y(p)}" stroke="#eee"/>`).join('')}
+  <line x1="${x(250)}" x2="${x(250)}" y1="${y(0)}" y2="${y(1)}" stroke="#d62728" stroke-dasharray="4 3"/>
+  <text x="${x(250) + 4}" y="${y(1) + 12}" font-size="11" fill="#d62728">target 250 ms</text>
+  ${lines.join('\n  ')}
+  <text x="${(width + m.left) / 2}" y="${height - 6}" font-size="12" text-anchor="middle">delay (ms)</text>
+  ${series.map((s, i) => `<rect x="${m.left + 10}" y="${m.top + 4 + i * 16}" width="10" height="10" fill="${s.color}"/><text x="${m.left + 26}" y="${m.top + 13 + i * 16}" font-size="11">${escapeHtml(s.name)}</text>`).join('')}
+</svg>`;
+}
+
+/** Grouped bars: sequential, failover function, floor, per (N, latency). */
+function throughputChart(rows: ThroughputResult[]): string {
+  const width = 160 * Math.max(1, rows.length) + 80;
+  const height = 320;
+  const m = { left: 60, right: 20, top: 30, bottom: 50 };
+  const bars = [
+    { key: 'baselinePerSecond' as const, name: 'sequential', color: '#999' },
+    { key: 'perSecond' as const, name: 'failover function', color: '#1f77b4' },
+    { key: 'floorPerSecond' as const, name: 'write floor', color: '#2ca02c' },
+  ];
+  const maxY = Math.max(1, ...rows.flatMap((r) => bars.map((b) => r[b.key])));
+  const plotH = height - m.top - m.bottom;
+  const groupW = (width - m.left - m.right) / Math.max(1, rows.length);
+  const barW = (groupW - 30) / bars.length;
+  const groups = rows.map((r, g) => {
+    const x0 = m.left + g * groupW + 15;
+    const rects = bars.map((b, i) => {
+      const v = r[b.key];
+      const h = (v / maxY) * plotH;
+      const x = x0 + i * barW;
+      return `<rect x="${x.toFixed(1)}" y="${(height - m.bottom - h).toFixed(1)}" width="${(barW - 4).toFixed(1)}" height="${h.toFixed(1)}" fill="${b.color}"/><text x="${(x + barW / 2 - 2).toFixed(1)}" y="${(height - m.bottom - h - 4).toFixed(1)}" font-size="10" text-anchor="middle">${Math.round(v)}</text>`;
+    });
+    return `${rects.join('')}<text x="${(x0 + (groupW - 30) / 2).toFixed(1)}" y="${height - m.bottom + 16}" font-size="11" text-anchor="middle">N=${r.instances}, ${r.latencyMs} ms</text><text x="${(x0 + (groupW - 30) / 2).toFixed(1)}" y="${height - m.bottom + 30}" font-size="10" text-anchor="middle">${r.vsFloor.toFixed(2)} of floor, ${r.vsBaseline.toFixed(1)}x seq.</text>`;
+  });
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" role="img" aria-label="throughput comparison">
+  <rect width="${width}" height="${height}" fill="white"/>
+  <line x1="${m.left}" y1="${height - m.bottom}" x2="${width - m.right}" y2="${height - m.bottom}" stroke="#333"/>
+  <text x="14" y="${m.top + plotH / 2}" font-size="12" transform="rotate(-90 14 ${m.top + plotH / 2})" text-anchor="middle">instances / s</text>
+  ${groups.join('\n  ')}
+  ${bars.map((b, i) => `<rect x="${m.left + i * 140}" y="8" width="10" height="10" fill="${b.color}"/><text x="${m.left + 16 + i * 140}" y="17" font-size="11">${b.name}</text>`).join('')}
+</svg>`;
+}
+
+export function formatHtml(r: BenchResults): string {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>zk-failover benchmark</title>
+<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:72em}pre{background:#f6f6f6;padding:1em;overflow:auto}</style>
+</head><body>
+<h1>zk-failover benchmark (${r.mode})</h1>
+<p>${escapeHtml(r.startedAt)} · commit <code>${escapeHtml(r.commit)}</code>${r.dirty ? ' (with uncommitted changes)' : ''} · Node ${escapeHtml(r.node)} · ${r.machine.cpus} × ${escapeHtml(r.machine.model)}, ${r.machine.memoryGb} GB</p>
+<h2>Detection delay</h2>
+<p>Cumulative distribution over ${r.detection.relayed} removals: p50 ${r.detection.p50Ms} ms, p99 ${r.detection.p99Ms} ms after the raw watch (raw watch p99 ${r.detection.rawP99Ms} ms after the delete call).</p>
+${detectionChart(r.detection)}
+<h2>Throughput</h2>
+${throughputChart(r.throughput)}
+<h2>All figures</h2>
+<pre>${escapeHtml(formatText(r))}</pre>
+</body></html>
+`;
+}

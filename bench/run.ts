@@ -1,0 +1,421 @@
+// The benchmark (DESIGN.md section 8, issue 6): one local stack, then detection, throughput (plain and with
+// a simulated 10 ms service round trip), scale and the cost model. Prints a table, writes
+// bench/results/latest.json and latest.html.
+//
+//   node --import tsx bench/run.ts [--quick] [--out DIR] [--only detection,throughput,scale]
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { loadConfig } from '../lib/config.ts';
+import { buildRecoveryCommand } from '../lib/failover/rules.ts';
+import { itemSizeBytes, startLatencyProxy } from '../lib/local/latency-proxy.ts';
+import { type LocalRuntime, startLocalRuntime } from '../lib/local/runtime.ts';
+import { type LocalStack, startLocalStack } from '../lib/local/stack.ts';
+import { marshalFlat } from '../lib/store/attributes.ts';
+import { commandItem } from '../lib/store/failover-writes.ts';
+import { failoverLockName } from '../lib/store/locks.ts';
+import { type DetectionResult, measureDetection } from './detection.ts';
+import { type BenchResults, formatHtml, formatText, type TargetCheck } from './report.ts';
+import { measureScale, type ScaleResult } from './scale.ts';
+import { instanceItem } from './seed.ts';
+import { note, round } from './support.ts';
+import {
+  type FloorConfig,
+  type ProxyCounts,
+  type ServiceView,
+  ThroughputBench,
+  type ThroughputResult,
+} from './throughput.ts';
+
+const SIMULATED_LATENCY_MS = 10;
+
+interface Plan {
+  detectionRemovals: number;
+  sizes: number[];
+  /** Interleaved rounds (function, floor, outbox floor) per N. */
+  rounds: (instances: number) => number;
+  warmUps: number;
+  /** Sequential baseline sample per latency. */
+  baselineSample: (latencyMs: number) => number;
+  search: { instances: number; batchSizes: number[]; concurrencies: number[] };
+  scale: { instances: number; timeoutMs: number; deadlineMarginMs: number; limitMs: number };
+}
+
+const plans: Record<'full' | 'quick', Plan> = {
+  full: {
+    detectionRemovals: 60,
+    warmUps: 2,
+    sizes: [1_000, 10_000],
+    rounds: (instances) => (instances >= 10_000 ? 2 : 3),
+    baselineSample: (latencyMs) => (latencyMs > 0 ? 500 : 2_000),
+    search: { instances: 1_000, batchSizes: [25, 50], concurrencies: [2, 4, 8, 16] },
+    scale: { instances: 100_000, timeoutMs: 10_000, deadlineMarginMs: 3_000, limitMs: 360_000 },
+  },
+  quick: {
+    detectionRemovals: 10,
+    warmUps: 1,
+    sizes: [200],
+    rounds: () => 1,
+    baselineSample: () => 100,
+    search: { instances: 100, batchSizes: [10, 25], concurrencies: [4, 8] },
+    scale: { instances: 2_000, timeoutMs: 3_000, deadlineMarginMs: 2_500, limitMs: 120_000 },
+  },
+};
+
+type Phase = 'detection' | 'throughput' | 'scale';
+
+function git(args: string[]): string {
+  try {
+    return execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return '';
+  }
+}
+
+/** CPU time (user + system, ms) a process has used so far, from /proc (Linux); 0 when unavailable. */
+function processCpuMs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return Number.isFinite(ticks) ? ticks * 10 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Item sizes of the seeded shape, for the write-unit rules (an Update is charged by the stored item). */
+function itemBytes(): { instanceAfterUpdate: number; command: number } {
+  const host = '10.0.0.1:5678';
+  const instance = instanceItem({ id: 'abcdef12-00000', host });
+  const lockName = failoverLockName('master', host);
+  const before = itemSizeBytes(marshalFlat({ ...instance }));
+  const { host: _host, ...rest } = instance;
+  const after = itemSizeBytes(
+    marshalFlat({
+      ...rest,
+      lastHost: host,
+      failoverCount: 1,
+      failedOverAt: Date.now(),
+      fence: 1,
+      fenceLock: lockName,
+    }),
+  );
+  const command = itemSizeBytes(
+    commandItem(buildRecoveryCommand(instance, { fence: 1, now: Date.now(), deadHost: host })),
+  );
+  return { instanceAfterUpdate: Math.max(before, after), command };
+}
+
+function evaluateTargets(results: Omit<BenchResults, 'targets'>): TargetCheck[] {
+  const checks: TargetCheck[] = [];
+  const d = results.detection;
+  if (d.removals > 0) {
+    checks.push({
+      name: 'detection p99 after the raw watch',
+      target: '<= 250 ms',
+      value: `${d.p99Ms} ms (${d.relayed}/${d.removals} relayed)`,
+      holds: d.p99Ms <= 250 && d.relayed === d.removals,
+    });
+  }
+  for (const t of results.throughput) {
+    // What no implementation of the outbox the data contract asks for can beat on this service (measured).
+    const ceilingVsFloor = t.outboxFloorPerSecond / t.floorPerSecond;
+    const ceilingVsBaseline = t.outboxFloorPerSecond / t.baselinePerSecond;
+    const reach = (ceiling: number, wanted: number, unit: string) =>
+      ceiling < wanted
+        ? `out of reach here: the outbox floor itself is ${ceiling.toFixed(2)}${unit}`
+        : undefined;
+    checks.push({
+      name: `N=${t.instances}, ${t.latencyMs} ms: share of the floor`,
+      target: '>= 0.8',
+      value: t.vsFloor.toFixed(2),
+      holds: t.vsFloor >= 0.8,
+      note: t.vsFloor >= 0.8 ? undefined : reach(ceilingVsFloor, 0.8, ''),
+    });
+    const wanted = t.latencyMs > 0 ? 20 : 4;
+    checks.push({
+      name: `N=${t.instances}, ${t.latencyMs} ms: vs sequential`,
+      target: `>= ${wanted}x`,
+      value: `${t.vsBaseline.toFixed(1)}x`,
+      holds: t.vsBaseline >= wanted,
+      note: t.vsBaseline >= wanted ? undefined : reach(ceilingVsBaseline, wanted, 'x'),
+    });
+  }
+  const s = results.scale;
+  if (s.instances > 0) {
+    checks.push({
+      name: `scale ${s.instances}: duplicates / missing`,
+      target: '0 / 0',
+      value: `${s.duplicates} / ${s.missing}`,
+      holds: s.duplicates === 0 && s.missing === 0,
+    });
+    const reference = results.throughput.find((t) => t.latencyMs === 0)?.functionPeakRssMb;
+    if (reference !== undefined && reference > 0) {
+      checks.push({
+        name: `scale ${s.instances}: peak RSS vs N=${results.throughput[0]?.instances}`,
+        target: '<= 1.3x (flat)',
+        value: `${s.peakRssMb} MB vs ${reference} MB`,
+        holds: s.peakRssMb <= reference * 1.3,
+      });
+    }
+  }
+  return checks;
+}
+
+/** What to stop when the run is interrupted (Ctrl-C, SIGTERM): every process and server it started. */
+let onInterrupt: (() => Promise<void>) | undefined;
+
+export async function runBench(options: {
+  quick: boolean;
+  outDir: string;
+  only?: Phase[];
+  /** Throughput at these simulated latencies only (default 0 and 10 ms). */
+  latencies?: number[];
+  /** Throughput at these N only (default: the plan's). */
+  sizes?: number[];
+}): Promise<BenchResults> {
+  const mode = options.quick ? 'quick' : 'full';
+  const plan = { ...plans[mode], ...(options.sizes ? { sizes: options.sizes } : {}) };
+  const phases = new Set<Phase>(options.only ?? ['detection', 'throughput', 'scale']);
+  const startedAt = new Date();
+  const t0 = performance.now();
+  const defaults = loadConfig(['FAILOVER_BATCH_SIZE', 'FAILOVER_CONCURRENCY'], {});
+  note(`${mode} run: starting the local stack`);
+  // Short visibility on the failover queue: a killed invocation's request comes back in seconds (scale).
+  const stack: LocalStack = await startLocalStack({
+    queueOverrides: { FailoverQueue: { VisibilityTimeout: '5' } },
+  });
+  const bytes = itemBytes();
+  const ddbProxy = await startLatencyProxy({
+    target: stack.info.dynamodb,
+    delayMs: SIMULATED_LATENCY_MS,
+    countDynamoDbWrites: true,
+    updateItemBytes: bytes.instanceAfterUpdate,
+  });
+  const sqsProxy = await startLatencyProxy({
+    target: stack.info.sqs,
+    delayMs: SIMULATED_LATENCY_MS,
+    rewriteQueueUrls: true,
+  });
+  const runtimes: LocalRuntime[] = [];
+  const proxiedDynamoDb = new DynamoDBClient({
+    endpoint: ddbProxy.endpoint,
+    region: stack.info.region,
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
+  const proxiedSqs = new SQSClient({
+    endpoint: sqsProxy.endpoint,
+    region: stack.info.region,
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
+  let stopped: Promise<void> | undefined;
+  const stopEverything = () => {
+    stopped ??= (async () => {
+      await Promise.allSettled(runtimes.map((r) => r.stop()));
+      proxiedDynamoDb.destroy();
+      proxiedSqs.destroy();
+      await Promise.allSettled([ddbProxy.stop(), sqsProxy.stop()]);
+      await stack.stop();
+    })();
+    return stopped;
+  };
+  onInterrupt = stopEverything;
+  let detection: DetectionResult | undefined;
+  const throughput: ThroughputResult[] = [];
+  const floorSearch: BenchResults['floorSearch'] = [];
+  let scale: ScaleResult | undefined;
+  let costCounts: { counts: ProxyCounts; instances: number } | undefined;
+  try {
+    if (phases.has('detection')) {
+      note(`detection: ${plan.detectionRemovals} removals`);
+      detection = await measureDetection(stack, plan.detectionRemovals);
+      note(
+        `detection: p50 ${detection.p50Ms} ms, p99 ${detection.p99Ms} ms (raw p99 ${detection.rawP99Ms} ms)`,
+      );
+    }
+    if (phases.has('throughput')) {
+      const runtimeFor = (env: Record<string, string>) => {
+        const runtime = startLocalRuntime(stack, {
+          functions: ['failover'],
+          eventSources: false,
+          maxContainers: 1,
+          timeoutMs: { failover: 600_000 },
+          env: { failover: { POWERTOOLS_METRICS_DISABLED: 'true', ...env } },
+        });
+        runtimes.push(runtime);
+        return runtime;
+      };
+      const queues = stack.info.queues;
+      const views: ServiceView[] = [
+        {
+          latencyMs: 0,
+          dynamodb: stack.clients.dynamodb,
+          sqs: stack.clients.sqs,
+          commandsQueueUrl: queues.commands,
+          runtime: runtimeFor({}),
+        },
+        {
+          latencyMs: SIMULATED_LATENCY_MS,
+          dynamodb: proxiedDynamoDb,
+          sqs: proxiedSqs,
+          commandsQueueUrl: sqsProxy.proxiedUrl(queues.commands),
+          runtime: runtimeFor({
+            AWS_ENDPOINT_URL_DYNAMODB: ddbProxy.endpoint,
+            AWS_ENDPOINT_URL_SQS: sqsProxy.endpoint,
+            COMMANDS_QUEUE_URL: sqsProxy.proxiedUrl(queues.commands),
+            FAILOVER_QUEUE_URL: sqsProxy.proxiedUrl(queues.failover),
+            FAILOVER_DLQ_URL: sqsProxy.proxiedUrl(queues.failoverDlq),
+          }),
+          proxies: { dynamodb: ddbProxy, sqs: sqsProxy },
+        },
+      ];
+      const bench = new ThroughputBench(stack, () => processCpuMs(stack.dynamodb.process.pid));
+      const wanted = options.latencies ?? [0, SIMULATED_LATENCY_MS];
+      for (const view of views.filter((v) => wanted.includes(v.latencyMs))) {
+        note(`throughput: latency ${view.latencyMs} ms: warm-up`);
+        await bench.warmUp(view, Math.min(500, plan.sizes[0] ?? 500), plan.warmUps);
+        const search = await bench.searchFloor(view, plan.search);
+        floorSearch.push({ latencyMs: view.latencyMs, instances: plan.search.instances, results: search });
+        const best = search[0] as FloorConfig;
+        for (const instances of plan.sizes) {
+          const result = await bench.measure(
+            view,
+            {
+              instances,
+              rounds: plan.rounds(instances),
+              baselineSample: plan.baselineSample(view.latencyMs),
+            },
+            best,
+            (counts, n) => {
+              if (costCounts === undefined || n >= costCounts.instances)
+                costCounts = { counts, instances: n };
+            },
+          );
+          throughput.push(result);
+        }
+      }
+    }
+    if (phases.has('scale')) {
+      note(`scale: ${plan.scale.instances} instances, ${plan.scale.timeoutMs} ms invocations`);
+      scale = await measureScale(stack, plan.scale);
+      note(
+        `scale: ${scale.seconds} s, ${scale.invocations} invocations, duplicates ${scale.duplicates}, missing ${scale.missing}, peak RSS ${scale.peakRssMb} MB`,
+      );
+    }
+  } finally {
+    await stopEverything();
+  }
+
+  const per1000 = (value: number, n: number) => round((value / n) * 1_000, 1);
+  const counts = costCounts;
+  const dynamoRequests = counts
+    ? Object.values(counts.counts.dynamodb.operations).reduce((a, b) => a + b, 0)
+    : 0;
+  const unitsPerItem = (bytesOf: number, factor: number) => factor * Math.max(1, Math.ceil(bytesOf / 1024));
+  const partial: Omit<BenchResults, 'targets'> = {
+    mode,
+    startedAt: startedAt.toISOString(),
+    durationSeconds: round((performance.now() - t0) / 1_000, 1),
+    machine: {
+      cpus: cpus().length,
+      model: cpus()[0]?.model ?? 'unknown',
+      memoryGb: round(totalmem() / 1024 ** 3, 1),
+      platform: `${process.platform} ${process.arch}`,
+      loadAverage: loadavg().map((l) => round(l, 2)),
+    },
+    commit: git(['rev-parse', 'HEAD']),
+    dirty: git(['status', '--porcelain']) !== '',
+    node: process.version,
+    settings: {
+      failoverBatchSize: defaults.FAILOVER_BATCH_SIZE,
+      failoverConcurrency: defaults.FAILOVER_CONCURRENCY,
+    },
+    detection: detection ?? {
+      removals: 0,
+      relayed: 0,
+      p50Ms: Number.NaN,
+      p99Ms: Number.NaN,
+      maxMs: Number.NaN,
+      rawP50Ms: Number.NaN,
+      rawP99Ms: Number.NaN,
+      endToEndP99Ms: Number.NaN,
+      samples: [],
+    },
+    throughput,
+    floorSearch,
+    scale: scale ?? {
+      instances: 0,
+      invocations: 0,
+      seconds: 0,
+      perSecond: 0,
+      duplicates: 0,
+      missing: 0,
+      peakRssMb: 0,
+      rssByInvocationMb: [],
+      timedOut: 0,
+      functionTimeoutMs: 0,
+      check: {
+        commandItems: 0,
+        itemDuplicates: 0,
+        itemMissing: 0,
+        pending: 0,
+        queueDeliveries: 0,
+        queueDuplicates: 0,
+        queueMissing: 0,
+      },
+    },
+    cost: {
+      writeUnitsPer1000: counts ? per1000(counts.counts.dynamodb.writeUnits, counts.instances) : 0,
+      sqsRequestsPer1000: counts ? per1000(counts.counts.sqs.requests, counts.instances) : 0,
+      dynamodbRequestsPer1000: counts ? per1000(dynamoRequests, counts.instances) : 0,
+      floorWriteUnitsPer1000:
+        1_000 * (unitsPerItem(bytes.instanceAfterUpdate, 2) + unitsPerItem(bytes.command, 2)),
+      baselineWriteUnitsPer1000:
+        1_000 * (unitsPerItem(bytes.instanceAfterUpdate, 1) + unitsPerItem(bytes.command, 1)),
+      basis: {
+        instances: counts?.instances ?? 0,
+        dynamodbOperations: counts?.counts.dynamodb.operations ?? {},
+        itemsWritten: counts?.counts.dynamodb.itemsWritten ?? {},
+        sqsOperations: counts?.counts.sqs.operations ?? {},
+        itemBytes: bytes,
+      },
+    },
+  };
+  const results: BenchResults = { ...partial, targets: evaluateTargets(partial) };
+  mkdirSync(options.outDir, { recursive: true });
+  writeFileSync(join(options.outDir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(join(options.outDir, 'latest.html'), formatHtml(results));
+  return results;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      note(`${signal}: stopping the local stack`);
+      void (onInterrupt?.() ?? Promise.resolve()).finally(() => process.exit(130));
+    });
+  }
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      out: { type: 'string', default: join(import.meta.dirname, 'results') },
+      only: { type: 'string' },
+      latencies: { type: 'string' },
+      sizes: { type: 'string' },
+    },
+  });
+  const only = values.only?.split(',').map((p) => p.trim()) as Phase[] | undefined;
+  const results = await runBench({
+    quick: values.quick === true,
+    outDir: values.out ?? 'bench/results',
+    only,
+    latencies: values.latencies?.split(',').map(Number),
+    sizes: values.sizes?.split(',').map(Number),
+  });
+  process.stdout.write(formatText(results));
+  process.stdout.write(`\nwrote ${join(values.out ?? '', 'latest.json')} and latest.html\n`);
+}

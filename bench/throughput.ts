@@ -1,0 +1,440 @@
+// Throughput: one dead host with N executing instances, failed over by the real failover function (the
+// handler in a local Lambda container), next to (a) the naive sequential approach and (b) the write floor,
+// on the same seeded data shape, in one run, with interleaved rounds.
+import {
+  BatchWriteItemCommand,
+  type DynamoDBClient,
+  PutItemCommand,
+  QueryCommand,
+  type TransactWriteItem,
+  TransactWriteItemsCommand,
+  UpdateItemCommand,
+} from '@aws-sdk/client-dynamodb';
+import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { SQSBatchResponse } from 'aws-lambda';
+import { chunk, mapConcurrently } from '../lib/failover/concurrency.ts';
+import { buildRecoveryCommand, type ProcessInstance } from '../lib/failover/rules.ts';
+import type { LatencyProxy, RequestCounts } from '../lib/local/latency-proxy.ts';
+import type { LocalRuntime } from '../lib/local/runtime.ts';
+import type { LocalStack } from '../lib/local/stack.ts';
+import {
+  type CommandMessage,
+  commandDedupId,
+  commandGroupId,
+  type RecoveryCommand,
+} from '../lib/messages.ts';
+import { marshalFlat } from '../lib/store/attributes.ts';
+import { parseCommandItem } from '../lib/store/commands.ts';
+import { commandItem, type FailoverWrite, type FenceStamp } from '../lib/store/failover-writes.ts';
+import { DynamoInstanceStore } from '../lib/store/instances.ts';
+import { failoverLockName } from '../lib/store/locks.ts';
+import { seedManyInstances, uniqueHost } from './seed.ts';
+import { failoverRequest, median, note, purgeQueue, round, sqsEventOf } from './support.ts';
+
+/** The services as one latency setting sees them: direct, or through the delaying proxies. */
+export interface ServiceView {
+  latencyMs: number;
+  /** DynamoDB client of the floor and the baseline (through the proxy when latencyMs > 0). */
+  dynamodb: DynamoDBClient;
+  /** SQS client and commands queue URL of the outbox floor (through the proxy when latencyMs > 0). */
+  sqs: SQSClient;
+  commandsQueueUrl: string;
+  /** The failover function, configured with the same endpoints. */
+  runtime: LocalRuntime;
+  proxies?: { dynamodb: LatencyProxy; sqs: LatencyProxy };
+}
+
+/** One timed run: instances per second, and DynamoDB Local's CPU per instance meanwhile (µs). */
+export interface Timing {
+  perSecond: number;
+  dynamoCpuUs: number;
+}
+
+export interface ThroughputOptions {
+  instances: number;
+  rounds: number;
+  /** The sequential baseline is timed on this many instances (its rate does not depend on N). */
+  baselineSample: number;
+}
+
+export interface FloorSearchOptions {
+  instances: number;
+  batchSizes: number[];
+  concurrencies: number[];
+}
+
+export interface FloorConfig {
+  batchSize: number;
+  concurrency: number;
+  perSecond: number;
+}
+
+export interface ThroughputResult {
+  instances: number;
+  latencyMs: number;
+  perSecond: number;
+  baselinePerSecond: number;
+  floorPerSecond: number;
+  /** Bare transactions plus the outbox's bare sends and enqueued marks: the ceiling of any outbox. */
+  outboxFloorPerSecond: number;
+  vsBaseline: number;
+  vsFloor: number;
+  vsOutboxFloor: number;
+  floorConfig: { batchSize: number; concurrency: number };
+  /** DynamoDB Local CPU per instance failed over (µs, medians): where a CPU-bound local service goes. */
+  dynamoCpuUsPerInstance: { function: number; floor: number; outboxFloor: number; baseline: number };
+  rounds: Array<{ functionPerSecond: number; floorPerSecond: number; outboxFloorPerSecond: number }>;
+  baselineSampled: number;
+  /** Peak resident memory of the function's container after this measurement, MB. */
+  functionPeakRssMb: number;
+}
+
+/** DynamoInstanceStore with its conditional failover update exposed, so the floor writes exactly the same. */
+class WriteBuilder extends DynamoInstanceStore {
+  updateOf(write: FailoverWrite<ProcessInstance, RecoveryCommand>, stamp: FenceStamp): TransactWriteItem {
+    return this.update(write, stamp);
+  }
+}
+
+/** The writes of the failover of `items`: per instance its conditional update and its command put. */
+function failoverWrites(
+  builder: WriteBuilder,
+  commandsTable: string,
+  items: readonly ProcessInstance[],
+  stamp: FenceStamp,
+): Array<[TransactWriteItem, TransactWriteItem]> {
+  return items.map((item) => {
+    const message = buildRecoveryCommand(item, { fence: stamp.fence, now: stamp.now, deadHost: stamp.host });
+    const write = { item, generation: message.generation, message };
+    return [
+      builder.updateOf(write, stamp),
+      {
+        Put: {
+          TableName: commandsTable,
+          Item: commandItem(message),
+          ConditionExpression: 'attribute_not_exists(id)',
+        },
+      },
+    ];
+  });
+}
+
+async function readHost(builder: WriteBuilder, host: string, limit?: number): Promise<ProcessInstance[]> {
+  const items: ProcessInstance[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await builder.pageByHost(host, 1_000, cursor);
+    items.push(...page.items);
+    cursor = page.cursor;
+  } while (cursor !== undefined && (limit === undefined || items.length < limit));
+  return limit === undefined ? items : items.slice(0, limit);
+}
+
+function stampFor(host: string): FenceStamp {
+  return { host, fence: 1, lockName: failoverLockName('master', host), now: Date.now() };
+}
+
+export class ThroughputBench {
+  /** `dynamoCpuMs`: CPU time used so far by the DynamoDB Local process (ms), or 0 when unknown. */
+  constructor(
+    private readonly stack: LocalStack,
+    private readonly dynamoCpuMs: () => number,
+  ) {}
+
+  private builder(view: ServiceView): WriteBuilder {
+    const { tables } = this.stack.info;
+    return new WriteBuilder(view.dynamodb, { instances: tables.instances, commands: tables.commands });
+  }
+
+  private async seed(n: number): Promise<string> {
+    const host = uniqueHost();
+    await seedManyInstances(this.stack, host, n, { concurrency: 8 });
+    return host;
+  }
+
+  /** Runs `work` on `n` instances and times it, with DynamoDB Local's CPU meanwhile. */
+  private async timed(n: number, work: () => Promise<unknown>): Promise<Timing> {
+    const cpu = this.dynamoCpuMs();
+    const started = performance.now();
+    await work();
+    const ms = performance.now() - started;
+    return { perSecond: (n / ms) * 1_000, dynamoCpuUs: ((this.dynamoCpuMs() - cpu) / n) * 1_000 };
+  }
+
+  /** A seeded host's instances and their failover writes, prepared before any timing. */
+  private async prepare(view: ServiceView, n: number) {
+    const host = await this.seed(n);
+    const builder = this.builder(view);
+    const items = await readHost(builder, host);
+    const writes = failoverWrites(builder, this.stack.info.tables.commands, items, stampFor(host));
+    return { host, writes };
+  }
+
+  /** Bare TransactWriteItems: every batch prepared beforehand, `concurrency` in flight, nothing else. */
+  async floor(view: ServiceView, n: number, batchSize: number, concurrency: number): Promise<Timing> {
+    const { writes } = await this.prepare(view, n);
+    const transactions = chunk(writes, batchSize).map((batch) => batch.flat());
+    const timing = await this.timed(writes.length, () =>
+      mapConcurrently(transactions, concurrency, (TransactItems) =>
+        view.dynamodb.send(new TransactWriteItemsCommand({ TransactItems })),
+      ),
+    );
+    await this.settle(writes);
+    return timing;
+  }
+
+  /**
+   * The floor plus what the outbox must add by the data contract, still with no logic: as each transaction
+   * commits, its commands are sent (SendMessageBatch, 10 per call) and marked enqueued (BatchWriteItem, 25
+   * per call), without holding up the next transactions (up to `concurrency` deliveries in flight). No
+   * implementation of the outbox can do less on the same service.
+   */
+  async outboxFloor(view: ServiceView, n: number, batchSize: number, concurrency: number): Promise<Timing> {
+    const { writes } = await this.prepare(view, n);
+    const table = this.stack.info.tables.commands;
+    const batches = chunk(writes, batchSize).map((batch) => ({
+      transaction: batch.flat(),
+      commands: batch.map(([, put]) => commandOf(put)),
+    }));
+    const deliver = async (commands: CommandMessage[]) => {
+      await Promise.all(
+        chunk(commands, 10).map((group) =>
+          view.sqs.send(
+            new SendMessageBatchCommand({
+              QueueUrl: view.commandsQueueUrl,
+              Entries: group.map((c, i) => ({
+                Id: String(i),
+                MessageBody: JSON.stringify(c),
+                MessageGroupId: commandGroupId(c),
+                MessageDeduplicationId: commandDedupId(c),
+              })),
+            }),
+          ),
+        ),
+      );
+      const now = Date.now();
+      await Promise.all(
+        chunk(commands, 25).map((group) =>
+          view.dynamodb.send(
+            new BatchWriteItemCommand({
+              RequestItems: {
+                [table]: group.map((c) => ({
+                  PutRequest: { Item: { ...marshalFlat(c), enqueuedAt: { N: String(now) } } },
+                })),
+              },
+            }),
+          ),
+        ),
+      );
+    };
+    const timing = await this.timed(writes.length, async () => {
+      const deliveries = new Set<Promise<void>>();
+      await mapConcurrently(batches, concurrency, async ({ transaction, commands }) => {
+        while (deliveries.size > concurrency) await Promise.race(deliveries);
+        await view.dynamodb.send(new TransactWriteItemsCommand({ TransactItems: transaction }));
+        const delivery: Promise<void> = deliver(commands).finally(() => deliveries.delete(delivery));
+        deliveries.add(delivery);
+      });
+      await Promise.all(deliveries);
+    });
+    await purgeQueue(this.stack.clients.sqs, this.stack.info.queues.commands);
+    return timing;
+  }
+
+  /**
+   * Takes the commands the floor or the baseline wrote out of the `pending` index (untimed), as the
+   * function's outbox does for its own: otherwise every later failover run would page through them when it
+   * looks for its host's leftover commands, and measure this harness instead of itself.
+   */
+  private async settle(writes: ReadonlyArray<[TransactWriteItem, TransactWriteItem]>): Promise<void> {
+    const table = this.stack.info.tables.commands;
+    const items = writes.flatMap(([, put]) => (put.Put?.Item ? [put.Put.Item] : []));
+    await mapConcurrently(chunk(items, 25), 4, async (batch) => {
+      let requests = batch.map((item) => {
+        const { pending: _pending, ...rest } = item;
+        return { PutRequest: { Item: { ...rest, enqueuedAt: { N: String(Date.now()) } } } };
+      });
+      while (requests.length > 0) {
+        const out = await this.stack.clients.dynamodb.send(
+          new BatchWriteItemCommand({ RequestItems: { [table]: requests } }),
+        );
+        requests = (out.UnprocessedItems?.[table] ?? []) as typeof requests;
+      }
+    });
+  }
+
+  /** The naive approach: read the host's instances, then per instance one UpdateItem and one PutItem. */
+  async baseline(view: ServiceView, n: number): Promise<Timing & { count: number }> {
+    const host = await this.seed(n);
+    const builder = this.builder(view);
+    const stamp = stampFor(host);
+    let writes: Array<[TransactWriteItem, TransactWriteItem]> = [];
+    const timing = await this.timed(n, async () => {
+      const items = await readHost(builder, host);
+      writes = failoverWrites(builder, this.stack.info.tables.commands, items, stamp);
+      for (const [update, put] of writes) {
+        if (!update.Update || !put.Put) throw new Error('unexpected write shape');
+        await view.dynamodb.send(new UpdateItemCommand(update.Update));
+        await view.dynamodb.send(new PutItemCommand(put.Put));
+      }
+    });
+    await this.settle(writes);
+    return { ...timing, count: writes.length };
+  }
+
+  /** The real failover function, one direct invocation for the whole host. */
+  async function_(view: ServiceView, n: number): Promise<Timing & { counts?: ProxyCounts }> {
+    const host = await this.seed(n);
+    view.proxies?.dynamodb.resetCounts();
+    view.proxies?.sqs.resetCounts();
+    let response: SQSBatchResponse | undefined;
+    const timing = await this.timed(n, async () => {
+      response = (await view.runtime.invoke('failover', sqsEventOf(failoverRequest(host)))) as
+        | SQSBatchResponse
+        | undefined;
+    });
+    const counts = view.proxies
+      ? { dynamodb: view.proxies.dynamodb.counts(), sqs: view.proxies.sqs.counts() }
+      : undefined;
+    if ((response?.batchItemFailures ?? []).length > 0) throw new Error(`failover of ${host} failed`);
+    const left = await this.executingLeft(host);
+    if (left !== 0) throw new Error(`failover of ${host} left ${left} executing instances`);
+    await purgeQueue(this.stack.clients.sqs, this.stack.info.queues.commands);
+    return { ...timing, ...(counts ? { counts } : {}) };
+  }
+
+  private async executingLeft(host: string): Promise<number> {
+    const out = await this.stack.clients.dynamodb.send(
+      new QueryCommand({
+        TableName: this.stack.info.tables.instances,
+        IndexName: 'byHost',
+        KeyConditionExpression: '#host = :host',
+        ExpressionAttributeNames: { '#host': 'host' },
+        ExpressionAttributeValues: { ':host': { S: host } },
+        Select: 'COUNT',
+      }),
+    );
+    return out.Count ?? 0;
+  }
+
+  /** JIT and container warm-up: a small failover through every path, not measured. */
+  async warmUp(view: ServiceView, n: number, times: number): Promise<void> {
+    await view.runtime.invoke('failover', { Records: [] });
+    for (let i = 0; i < times; i += 1) {
+      await this.floor(view, n, 25, 8);
+      await this.outboxFloor(view, n, 25, 8);
+      await this.function_(view, n);
+    }
+    await this.baseline(view, Math.min(n, 50));
+  }
+
+  /** The best floor over a small grid of batch sizes and concurrencies. */
+  async searchFloor(view: ServiceView, options: FloorSearchOptions): Promise<FloorConfig[]> {
+    const results: FloorConfig[] = [];
+    for (const batchSize of options.batchSizes) {
+      for (const concurrency of options.concurrencies) {
+        const { perSecond } = await this.floor(view, options.instances, batchSize, concurrency);
+        results.push({ batchSize, concurrency, perSecond: round(perSecond) });
+      }
+    }
+    results.sort((a, b) => b.perSecond - a.perSecond);
+    note(
+      `floor search (latency ${view.latencyMs} ms, ${options.instances} instances): ${results
+        .slice(0, 4)
+        .map((r) => `${r.batchSize}x${r.concurrency}=${r.perSecond}/s`)
+        .join(', ')}`,
+    );
+    return results;
+  }
+
+  /** Function, floor and outbox floor in interleaved rounds (rotating order), then the baseline; medians. */
+  async measure(
+    view: ServiceView,
+    options: ThroughputOptions,
+    floorConfig: { batchSize: number; concurrency: number },
+    onCounts?: (counts: ProxyCounts, instances: number) => void,
+  ): Promise<ThroughputResult> {
+    const n = options.instances;
+    const { batchSize, concurrency } = floorConfig;
+    const rounds: Array<{ function: Timing; floor: Timing; outboxFloor: Timing }> = [];
+    for (let i = 0; i < options.rounds; i += 1) {
+      const runs: Array<[keyof (typeof rounds)[number], () => Promise<Timing>]> = [
+        [
+          'function',
+          async () => {
+            const fn = await this.function_(view, n);
+            if (fn.counts) onCounts?.(fn.counts, n);
+            return fn;
+          },
+        ],
+        ['floor', () => this.floor(view, n, batchSize, concurrency)],
+        ['outboxFloor', () => this.outboxFloor(view, n, batchSize, concurrency)],
+      ];
+      // Rotate the order, so a slow spell of the shared machine does not always hit the same one.
+      const order = [...runs.slice(i % runs.length), ...runs.slice(0, i % runs.length)];
+      const round_: Partial<(typeof rounds)[number]> = {};
+      for (const [name, run] of order) round_[name] = await run();
+      const r = round_ as (typeof rounds)[number];
+      rounds.push(r);
+      note(
+        `  N=${n} latency=${view.latencyMs}ms round ${i + 1}: function ${round(r.function.perSecond)}/s, floor ${round(r.floor.perSecond)}/s, outbox floor ${round(r.outboxFloor.perSecond)}/s (DynamoDB Local CPU per instance: ${round(r.function.dynamoCpuUs)} / ${round(r.floor.dynamoCpuUs)} / ${round(r.outboxFloor.dynamoCpuUs)} µs)`,
+      );
+    }
+    const sample = Math.min(n, options.baselineSample);
+    const baseline = await this.baseline(view, sample);
+    note(`  N=${n} latency=${view.latencyMs}ms sequential ${round(baseline.perSecond)}/s`);
+    const med = (pick: (r: (typeof rounds)[number]) => number) => median(rounds.map(pick));
+    const perSecond = med((r) => r.function.perSecond);
+    const floorPerSecond = med((r) => r.floor.perSecond);
+    const outboxFloorPerSecond = med((r) => r.outboxFloor.perSecond);
+    return {
+      instances: n,
+      latencyMs: view.latencyMs,
+      perSecond: round(perSecond),
+      baselinePerSecond: round(baseline.perSecond, 1),
+      floorPerSecond: round(floorPerSecond),
+      outboxFloorPerSecond: round(outboxFloorPerSecond),
+      vsBaseline: round(perSecond / baseline.perSecond, 2),
+      vsFloor: round(perSecond / floorPerSecond, 2),
+      vsOutboxFloor: round(perSecond / outboxFloorPerSecond, 2),
+      floorConfig: { batchSize, concurrency },
+      dynamoCpuUsPerInstance: {
+        function: round(med((r) => r.function.dynamoCpuUs)),
+        floor: round(med((r) => r.floor.dynamoCpuUs)),
+        outboxFloor: round(med((r) => r.outboxFloor.dynamoCpuUs)),
+        baseline: round(baseline.dynamoCpuUs),
+      },
+      rounds: rounds.map((r) => ({
+        functionPerSecond: round(r.function.perSecond),
+        floorPerSecond: round(r.floor.perSecond),
+        outboxFloorPerSecond: round(r.outboxFloor.perSecond),
+      })),
+      baselineSampled: baseline.count,
+      functionPeakRssMb: round(peakRssMb(view.runtime), 1),
+    };
+  }
+}
+
+/** The command a command put writes (parsed back with the store's own schema check). */
+function commandOf(put: TransactWriteItem): CommandMessage {
+  const command = parseCommandItem(put.Put?.Item ?? {});
+  if (command === undefined) throw new Error('the command put does not hold a valid command');
+  return command;
+}
+
+export interface ProxyCounts {
+  dynamodb: RequestCounts;
+  sqs: RequestCounts;
+}
+
+/** Peak resident memory of the failover containers, MB (the process-lifetime maximum). */
+export function peakRssMb(runtime: LocalRuntime): number {
+  const bytes = Math.max(
+    0,
+    ...runtime
+      .invocations()
+      .filter((r) => r.functionName === 'failover')
+      .map((r) => r.maxRssBytes ?? r.rssBytes ?? 0),
+  );
+  return bytes / 1024 / 1024;
+}

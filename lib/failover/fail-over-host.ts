@@ -1,0 +1,542 @@
+// The failover of one host (DESIGN sections 2 and 5): under the host's fenced lease lock, page through the
+// host's executing items, write each eligible one's failover and its command in one transaction (several
+// items per transaction, several transactions at once), then put the commands on the queue (outbox).
+// Near the invocation's deadline it stops between pages and sends a continuation request.
+import { randomUUID } from 'node:crypto';
+import { failpoint } from '../faults.ts';
+import {
+  type CommandMessage,
+  type FailoverRequest,
+  type RecoveryCommand,
+  RecoveryCommandSchema,
+  type TaskFailoverNotice,
+  TaskFailoverNoticeSchema,
+} from '../messages.ts';
+import { describeError, type Log } from '../observability.ts';
+import { type CommandQueue, MAX_COMMAND_BYTES } from '../queue/commands.ts';
+import type { FailoverRequestQueue } from '../queue/failover-requests.ts';
+import {
+  CommandSendError,
+  deliverCommands,
+  deliverPendingCommands,
+  type OutboxDeps,
+} from '../queue/outbox.ts';
+import type { CommandStore } from '../store/commands.ts';
+import type { FailoverWrite, FenceStamp, HostItemStore, Page } from '../store/failover-writes.ts';
+import type { InstanceStore } from '../store/instances.ts';
+import {
+  type Checkpoint,
+  failoverLockName,
+  type Lease,
+  LockLostError,
+  type LockStore,
+} from '../store/locks.ts';
+import type { ServerMirror } from '../store/server-mirror.ts';
+import type { TaskStore } from '../store/tasks.ts';
+import { backoffMs, chunk, sleep } from './concurrency.ts';
+import {
+  buildRecoveryCommand,
+  buildTaskNotice,
+  type FailoverBounds,
+  type FailoverDecision,
+  type FailoverSkipReason,
+  failoverGeneration,
+  type LiveIncarnation,
+  type ProcessInstance,
+  processFailoverDecision,
+  type TaskInstance,
+  taskFailoverDecision,
+} from './rules.ts';
+
+export interface Clock {
+  now(): number;
+}
+
+export const systemClock: Clock = { now: () => Date.now() };
+
+export interface FailoverSettings {
+  leaseMs: number;
+  /** Items per transaction (each item is two writes: its update and its command). */
+  batchSize: number;
+  /** Transactions in flight at once. */
+  concurrency: number;
+  /** Items read per page (default batchSize * concurrency). */
+  pageSize?: number;
+}
+
+export interface FailoverDeps {
+  instances: InstanceStore;
+  tasks: TaskStore;
+  commands: CommandStore;
+  locks: LockStore;
+  servers: ServerMirror;
+  commandQueue: CommandQueue;
+  requestQueue: FailoverRequestQueue;
+  clock: Clock;
+  log: Log;
+  settings: FailoverSettings;
+  /** Lock owner id per attempt (default: a random UUID). */
+  newOwner?: () => string;
+}
+
+/** Decides, before each page, whether the invocation should stop and hand over to a continuation. */
+export interface Budget {
+  shouldStop(): boolean;
+}
+
+/**
+ * Stop when less than `marginMs` of the invocation is left, except that every invocation processes at
+ * least one page: a continuation chain always makes progress, whatever the margin.
+ */
+export function invocationBudget(remainingMs: () => number, marginMs: number): Budget {
+  let progressed = false;
+  return {
+    shouldStop() {
+      if (remainingMs() >= marginMs || !progressed) {
+        progressed = true;
+        return false;
+      }
+      return true;
+    },
+  };
+}
+
+/** Why an item was not failed over by this run. */
+export type SkipReason =
+  | FailoverSkipReason
+  /** The item breaks the data contract (logged). */
+  | 'malformed'
+  /** Its command cannot be written or sent (too large, refused by DynamoDB). */
+  | 'invalid'
+  /** It vanished between the read and the write. */
+  | 'gone'
+  /** It kept changing under us; the sweep will find it again if it still needs failover. */
+  | 'contended';
+
+export interface FailoverStats {
+  failedOver: number;
+  commandsEnqueued: number;
+  skipped: Partial<Record<SkipReason, number>>;
+  pages: number;
+  transactions: number;
+  retries: number;
+}
+
+export type FailoverOutcome =
+  | { status: 'done'; fence: number; stats: FailoverStats }
+  | { status: 'continued'; fence: number; stats: FailoverStats; next: FailoverRequest }
+  /** Someone else holds the host's lock: retry in about `retryAfterMs`. */
+  | { status: 'lock-held'; retryAfterMs: number; holderFence?: number }
+  /** Our lease was taken over mid-run: the newer holder owns the work. */
+  | { status: 'lock-lost'; fence: number; stats: FailoverStats };
+
+/** Transactions kept being cancelled for transient reasons. */
+export class TransactionRetryError extends Error {
+  constructor(rounds: number, reasons: readonly string[]) {
+    super(`failover transaction still cancelled after ${rounds} rounds (${reasons.join(', ')})`);
+    this.name = 'TransactionRetryError';
+  }
+}
+
+const MAX_ROUNDS = 10;
+/** How often one item may be re-read and retried after its condition failed, within one batch. */
+const MAX_REREADS = 3;
+
+/** The identity of a continuation chain (one original request and its continuations), with the attempt. */
+export function checkpointKey(request: FailoverRequest, attempt: number): string {
+  return [request.kind, request.czxid ?? '-', request.startupTime ?? '-', request.observedAt, attempt].join(
+    '/',
+  );
+}
+
+interface Target<T extends { id: string }, M extends CommandMessage> {
+  store: HostItemStore<T, M>;
+  messageType: M['type'];
+  decide(item: T, host: string, live: LiveIncarnation, bounds: FailoverBounds): FailoverDecision;
+  build(item: T, stamp: FenceStamp): M;
+  validate(message: M): boolean;
+}
+
+function masterTarget(deps: FailoverDeps): Target<ProcessInstance, RecoveryCommand> {
+  return {
+    store: deps.instances,
+    messageType: 'RecoveryCommand',
+    decide: processFailoverDecision,
+    build: (item, stamp) =>
+      buildRecoveryCommand(item, { fence: stamp.fence, now: stamp.now, deadHost: stamp.host }),
+    validate: (message) => RecoveryCommandSchema.safeParse(message).success,
+  };
+}
+
+function workerTarget(deps: FailoverDeps): Target<TaskInstance, TaskFailoverNotice> {
+  return {
+    store: deps.tasks,
+    messageType: 'TaskFailover',
+    decide: taskFailoverDecision,
+    build: (item, stamp) =>
+      buildTaskNotice(item, { fence: stamp.fence, now: stamp.now, deadWorker: stamp.host }),
+    validate: (message) => TaskFailoverNoticeSchema.safeParse(message).success,
+  };
+}
+
+/**
+ * Fails over one host (master: F1-F4; worker: F5) for one request. Never waits for a held lock. Throws on
+ * errors that a retry may cure (the lock is released on the way out, leaving a checkpoint).
+ */
+export async function failOverHost(
+  request: FailoverRequest,
+  deps: FailoverDeps,
+  budget: Budget,
+): Promise<FailoverOutcome> {
+  if (request.nodeType === 'master') return runFailover(request, deps, budget, masterTarget(deps));
+  return runFailover(request, deps, budget, workerTarget(deps));
+}
+
+async function runFailover<T extends { id: string }, M extends CommandMessage>(
+  request: FailoverRequest,
+  deps: FailoverDeps,
+  budget: Budget,
+  target: Target<T, M>,
+): Promise<FailoverOutcome> {
+  const { locks, clock, log, settings } = deps;
+  const lockName = failoverLockName(request.nodeType, request.host);
+  const owner = (deps.newOwner ?? randomUUID)();
+  const acquired = await locks.acquire(lockName, owner, settings.leaseMs, clock.now());
+  if (!acquired.acquired) {
+    return {
+      status: 'lock-held',
+      retryAfterMs: Math.max(0, acquired.heldUntil - clock.now()),
+      ...(acquired.fence === undefined ? {} : { holderFence: acquired.fence }),
+    };
+  }
+  let lease: Lease = acquired.lease;
+  const stats: FailoverStats = {
+    failedOver: 0,
+    commandsEnqueued: 0,
+    skipped: {},
+    pages: 0,
+    transactions: 0,
+    retries: 0,
+  };
+  const logKeys = {
+    nodeType: request.nodeType,
+    host: request.host,
+    fence: lease.fence,
+    attempt: request.attempt,
+  };
+  const now = () => clock.now();
+  const pipeline = new WritePipeline<T, M>(target, deps, stats);
+  // Where this run resumes, and where a retry of the same attempt may resume if this run fails.
+  const resumeKey = checkpointKey(request, request.attempt);
+  let cursor = acquired.checkpoint?.key === resumeKey ? acquired.checkpoint.cursor : undefined;
+  let released = false;
+  const release = async (checkpoint?: Checkpoint) => {
+    released = true;
+    await failpoint('before-release');
+    if (!(await locks.release(lease, checkpoint))) log.warn('lock was taken over before release', logKeys);
+  };
+  try {
+    await failpoint('after-lock');
+    log.info('failover started', { ...logKeys, kind: request.kind, resumed: cursor !== undefined });
+    const live = await deps.servers.liveIncarnation(request.nodeType, request.host);
+    // Commands an earlier run for this host wrote but did not get onto the queue (crash, failed send).
+    const leftover = await deliverPendingCommands(
+      pipeline.outbox,
+      { failedHost: request.host, type: target.messageType },
+      now,
+    );
+    stats.commandsEnqueued += leftover.enqueued;
+    if (leftover.enqueued > 0) log.info('re-sent pending commands', { ...logKeys, count: leftover.enqueued });
+    if (leftover.failed.length > 0) throw new CommandSendError(leftover.failed);
+    const bounds: FailoverBounds = { observedAt: request.observedAt };
+    const pageSize = settings.pageSize ?? settings.batchSize * settings.concurrency;
+    // The next page is read while this one is written (reads have no effect; a page read ahead and not
+    // used is dropped), so the transactions in flight never wait for a read.
+    let readAhead: Promise<Page<T>> | undefined;
+    const readPage = (from: string | undefined) => {
+      const read = target.store.pageByHost(request.host, pageSize, from);
+      read.catch(() => undefined); // observed when used
+      return read;
+    };
+    for (let page = 0; ; page += 1) {
+      if (budget.shouldStop()) {
+        await pipeline.drain();
+        const next: FailoverRequest = { ...request, source: 'continuation', attempt: request.attempt + 1 };
+        // Release first: if the send fails or we die now, this record is retried and redoes the step.
+        await release(cursor === undefined ? undefined : { key: checkpointKey(next, next.attempt), cursor });
+        await deps.requestQueue.send([next]);
+        log.info('failover continues in a new invocation', {
+          ...logKeys,
+          ...stats,
+          nextAttempt: next.attempt,
+        });
+        return { status: 'continued', fence: lease.fence, stats, next };
+      }
+      // Renewed once half the lease is used, which keeps it held without a gap while the run progresses,
+      // and after any pause of half a lease or more (a zombie learns here that it lost the lock).
+      if (page > 0 && clock.now() >= lease.expiresAt - settings.leaseMs / 2) {
+        lease = await locks.renew(lease, settings.leaseMs, clock.now());
+      }
+      const items = await (readAhead ?? readPage(cursor));
+      readAhead = undefined;
+      await failpoint('after-page-read');
+      if (items.cursor !== undefined) readAhead = readPage(items.cursor);
+      stats.pages += 1;
+      for (const bad of items.malformed) {
+        count(stats, 'malformed');
+        log.warn('item breaks the data contract', { ...logKeys, id: bad.id, problem: bad.problem });
+      }
+      const eligible: T[] = [];
+      for (const item of items.items) {
+        const decision = target.decide(item, request.host, live, bounds);
+        if (decision.eligible) eligible.push(item);
+        else count(stats, decision.reason);
+      }
+      const stamp: FenceStamp = { host: request.host, fence: lease.fence, lockName, now: clock.now() };
+      await pipeline.submit(cursor, chunk(eligible, settings.batchSize), { stamp, live, bounds });
+      log.debug('page submitted', { ...logKeys, page, read: items.items.length, eligible: eligible.length });
+      cursor = items.cursor;
+      if (cursor === undefined || pipeline.failed) break;
+    }
+    await pipeline.drain();
+    await release();
+    log.info('failover done', { ...logKeys, ...stats });
+    return { status: 'done', fence: lease.fence, stats };
+  } catch (error: unknown) {
+    if (error instanceof LockLostError) {
+      released = true;
+      await pipeline.settle();
+      log.warn('lock lost mid-run; the newer holder continues', { ...logKeys, ...stats });
+      return { status: 'lock-lost', fence: lease.fence, stats };
+    }
+    throw error;
+  } finally {
+    // Nothing of ours may still be writing or sending once the lock is released.
+    await pipeline.settle();
+    if (!released) {
+      // Failing: keep the resume point of this attempt (the oldest page not fully written) for its retry.
+      const resumeAt = pipeline.oldestOpenPage(cursor);
+      await release(resumeAt === undefined ? undefined : { key: resumeKey, cursor: resumeAt }).catch(
+        (error: unknown) => log.warn('lock release failed', { ...logKeys, ...describeError(error) }),
+      );
+    }
+  }
+}
+
+interface BatchContext {
+  stamp: FenceStamp;
+  live: LiveIncarnation;
+  bounds: FailoverBounds;
+}
+
+/**
+ * Keeps up to `concurrency` failover transactions in flight across page boundaries (a page's slowest
+ * transaction does not hold the next page back), and streams what they wrote to the outbox: each committed
+ * batch's commands are sent and marked enqueued at once, up to `concurrency` deliveries in flight, while
+ * later transactions run. Tracks which pages are fully written, so a failed run can leave a checkpoint
+ * that skips only finished work.
+ */
+class WritePipeline<T extends { id: string }, M extends CommandMessage> {
+  readonly outbox: OutboxDeps;
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly deliveries = new Set<Promise<void>>();
+  private readonly pages: Array<{ start: string | undefined; open: number; failed: boolean }> = [];
+  private written: M[] = [];
+  private error: { reason: unknown } | undefined;
+
+  constructor(
+    private readonly target: Target<T, M>,
+    private readonly deps: FailoverDeps,
+    private readonly stats: FailoverStats,
+  ) {
+    this.outbox = { commands: deps.commands, queue: deps.commandQueue, log: deps.log };
+  }
+
+  get failed(): boolean {
+    return this.error !== undefined;
+  }
+
+  /** Starts the batches of one page (read from `start`), waiting for free slots; returns once all started. */
+  async submit(start: string | undefined, batches: readonly T[][], context: BatchContext): Promise<void> {
+    const page = { start, open: 0, failed: false };
+    this.pages.push(page);
+    const { concurrency } = this.deps.settings;
+    for (const batch of batches) {
+      // Deliveries bound the commands held in memory: when they lag, the transactions wait for them.
+      while (this.inFlight.size >= concurrency || this.deliveries.size > concurrency) {
+        await Promise.race([...this.inFlight, ...this.deliveries]);
+      }
+      if (this.error) break;
+      page.open += 1;
+      const run: Promise<void> = commitBatch(this.target, batch, context, this.stats, this.deps.log)
+        .then(
+          (written) => {
+            this.stats.failedOver += written.length;
+            this.written.push(...written);
+            this.deliver(false);
+          },
+          (reason: unknown) => {
+            this.error ??= { reason };
+            page.failed = true;
+          },
+        )
+        .finally(() => {
+          page.open -= 1;
+          this.inFlight.delete(run);
+        });
+      this.inFlight.add(run);
+    }
+    this.forgetFinishedPages();
+  }
+
+  /** Waits for every transaction and delivery; throws the first failure. */
+  async drain(): Promise<void> {
+    await this.settle();
+    if (this.error) throw this.error.reason;
+  }
+
+  /** Waits for everything in flight, without throwing (cleanup after an error). */
+  async settle(): Promise<void> {
+    await Promise.all(this.inFlight);
+    this.deliver(true);
+    await Promise.all(this.deliveries);
+  }
+
+  /** The start cursor of the oldest page not fully written (or `next` when every page is done). */
+  oldestOpenPage(next: string | undefined): string | undefined {
+    this.forgetFinishedPages();
+    return this.pages.length > 0 ? this.pages[0]?.start : next;
+  }
+
+  private forgetFinishedPages(): void {
+    while (this.pages.length > 0 && this.pages[0]?.open === 0 && !this.pages[0]?.failed) this.pages.shift();
+  }
+
+  /**
+   * Starts sending what is written, one batch's worth per delivery (`all`: the remainder too). A failed
+   * delivery fails the run; its commands stay pending for the retry (or the sweep) to send.
+   */
+  private deliver(all: boolean): void {
+    const unit = this.deps.settings.batchSize;
+    while (this.written.length >= unit || (all && this.written.length > 0)) {
+      const messages = this.written.splice(0, unit);
+      const delivery: Promise<void> = deliverCommands(this.outbox, messages, () => this.deps.clock.now())
+        .then(
+          (enqueued) => {
+            this.stats.commandsEnqueued += enqueued;
+          },
+          (reason: unknown) => {
+            this.error ??= { reason };
+          },
+        )
+        .finally(() => this.deliveries.delete(delivery));
+      this.deliveries.add(delivery);
+    }
+  }
+}
+
+function count(stats: FailoverStats, reason: SkipReason): void {
+  stats.skipped[reason] = (stats.skipped[reason] ?? 0) + 1;
+}
+
+function prepare<T extends { id: string }, M extends CommandMessage>(
+  target: Target<T, M>,
+  item: T,
+  stamp: FenceStamp,
+  stats: FailoverStats,
+  log: Log,
+): FailoverWrite<T, M> | undefined {
+  const message = target.build(item, stamp);
+  if (!target.validate(message) || Buffer.byteLength(JSON.stringify(message), 'utf8') > MAX_COMMAND_BYTES) {
+    count(stats, 'invalid');
+    log.error('command for item is invalid or too large; item left as is', { id: item.id, host: stamp.host });
+    return undefined;
+  }
+  return { item, generation: failoverGeneration(item as { failoverCount?: number }), message };
+}
+
+/** Was this item already written by this very holding (a commit whose response we never saw)? */
+function isOwnWrite(item: object, generation: number, stamp: FenceStamp): boolean {
+  const seen = item as { failoverCount?: number; fence?: number; fenceLock?: string };
+  return seen.failoverCount === generation && seen.fence === stamp.fence && seen.fenceLock === stamp.lockName;
+}
+
+/**
+ * Writes one batch (one transaction when all goes well). On cancellation: items whose condition failed
+ * are re-read and re-decided (still eligible -> retried with the fresh state; ours already -> counted as
+ * written; otherwise skipped); the rest is retried, after a jittered backoff for conflicts and throttling.
+ * Returns the commands that are now written.
+ */
+async function commitBatch<T extends { id: string }, M extends CommandMessage>(
+  target: Target<T, M>,
+  items: readonly T[],
+  context: BatchContext,
+  stats: FailoverStats,
+  log: Log,
+): Promise<M[]> {
+  const { stamp, live, bounds } = context;
+  const written: M[] = [];
+  let pending = items.flatMap((item) => prepare(target, item, stamp, stats, log) ?? []);
+  const rereads = new Map<string, number>();
+  const reasons: string[] = [];
+  for (let round = 1; pending.length > 0; round += 1) {
+    if (round > MAX_ROUNDS) throw new TransactionRetryError(MAX_ROUNDS, reasons);
+    const outcome = await target.store.failOver(pending, stamp);
+    stats.transactions += 1;
+    if (outcome.status === 'committed') {
+      await failpoint('after-transaction');
+      written.push(...pending.map((w) => w.message));
+      return written;
+    }
+    if (outcome.status === 'invalid') {
+      if (pending.length === 1) {
+        count(stats, 'invalid');
+        log.error('failover write refused; item left as is', {
+          id: pending[0]?.item.id,
+          reason: outcome.reason,
+        });
+        return written;
+      }
+      // Find the culprit: each item on its own.
+      for (const w of pending) {
+        written.push(...(await commitBatch(target, [w.item], context, stats, log)));
+      }
+      return written;
+    }
+    stats.retries += 1;
+    reasons.push(...outcome.reasons);
+    const failed = new Set(outcome.conditionFailed);
+    const next = pending.filter((w) => !failed.has(w.item.id));
+    if (failed.size > 0) {
+      const fresh = await target.store.getMany([...failed]);
+      for (const w of pending) {
+        if (!failed.has(w.item.id)) continue;
+        const current = fresh.get(w.item.id);
+        if (current === undefined) {
+          count(stats, 'gone');
+          continue;
+        }
+        if (isOwnWrite(current, w.generation, stamp)) {
+          written.push(w.message);
+          continue;
+        }
+        const decision = target.decide(current, stamp.host, live, bounds);
+        const rereadCount = (rereads.get(w.item.id) ?? 0) + 1;
+        rereads.set(w.item.id, rereadCount);
+        if (!decision.eligible) {
+          count(stats, decision.reason);
+          log.debug('item no longer eligible', { id: w.item.id, reason: decision.reason });
+        } else if (rereadCount > MAX_REREADS) {
+          count(stats, 'contended');
+          log.warn('item kept changing; left to the sweep', { id: w.item.id, host: stamp.host });
+        } else {
+          const retry = prepare(target, current, stamp, stats, log);
+          if (retry) next.push(retry);
+        }
+      }
+    }
+    if (outcome.retryable) await sleep(backoffMs(round, 25, 1_000));
+    pending = next;
+  }
+  return written;
+}

@@ -1,0 +1,56 @@
+// What the failover function does to its own SQS records besides reporting them failed: move a poison
+// message to the dead-letter queue at once (with the reason an operator needs), and shorten a failed
+// record's visibility timeout so its retry comes when it can succeed rather than 12 minutes later.
+import { ChangeMessageVisibilityCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { MAX_REASON_CHARS, toFifoSafeId } from '../messages.ts';
+
+export interface RejectedRecord {
+  messageId: string;
+  body: string;
+  groupId?: string;
+  receiveCount?: string;
+}
+
+export interface FailoverRecordControl {
+  /** Sends the record's body to the dead-letter queue with `RejectReason`; throws when it cannot. */
+  deadLetter(record: RejectedRecord, reason: string): Promise<void>;
+  /** Makes a failed record visible again in `seconds` (0-43200). */
+  retryAfter(receiptHandle: string, seconds: number): Promise<void>;
+}
+
+/** Group of every poison message in the (FIFO) dead-letter queue; the dedup id is the source message id. */
+export const POISON_GROUP_ID = 'poison';
+
+export class SqsFailoverRecordControl implements FailoverRecordControl {
+  constructor(
+    private readonly sqs: SQSClient,
+    private readonly urls: { queue: string; deadLetterQueue: string },
+  ) {}
+
+  async deadLetter(record: RejectedRecord, reason: string): Promise<void> {
+    const attributes: Record<string, { DataType: 'String'; StringValue: string }> = {
+      RejectReason: { DataType: 'String', StringValue: reason.slice(0, MAX_REASON_CHARS) || 'rejected' },
+      SourceMessageId: { DataType: 'String', StringValue: record.messageId },
+    };
+    if (record.groupId) attributes.SourceGroupId = { DataType: 'String', StringValue: record.groupId };
+    await this.sqs.send(
+      new SendMessageCommand({
+        QueueUrl: this.urls.deadLetterQueue,
+        MessageBody: record.body,
+        MessageGroupId: POISON_GROUP_ID,
+        MessageDeduplicationId: toFifoSafeId(record.messageId),
+        MessageAttributes: attributes,
+      }),
+    );
+  }
+
+  async retryAfter(receiptHandle: string, seconds: number): Promise<void> {
+    await this.sqs.send(
+      new ChangeMessageVisibilityCommand({
+        QueueUrl: this.urls.queue,
+        ReceiptHandle: receiptHandle,
+        VisibilityTimeout: Math.max(0, Math.min(43_200, Math.round(seconds))),
+      }),
+    );
+  }
+}

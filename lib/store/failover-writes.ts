@@ -1,0 +1,195 @@
+// What the instance and task stores have in common: paging a host's items through the `byHost` GSI,
+// consistent re-reads, and the failover transaction (conditional item update + command put, DESIGN
+// section 5), with the outcome of a cancelled transaction mapped to "which items no longer match".
+import { randomUUID } from 'node:crypto';
+import {
+  BatchGetItemCommand,
+  type BatchGetItemCommandOutput,
+  type CancellationReason,
+  type DynamoDBClient,
+  QueryCommand,
+  TransactionCanceledException,
+  type TransactWriteItem,
+  TransactWriteItemsCommand,
+} from '@aws-sdk/client-dynamodb';
+import type { CommandMessage } from '../messages.ts';
+import { decodeCursor, encodeCursor, errorName, type Item, marshalFlat, str } from './attributes.ts';
+
+/** Items of one host, one page at a time. `malformed` are items that break the data contract (skipped). */
+export interface Page<T> {
+  items: T[];
+  malformed: Array<{ id: string; problem: string }>;
+  /** Absent on the last page. */
+  cursor?: string;
+}
+
+/** Who writes: the lock's fence and name, stamped on every item written, and the write time. */
+export interface FenceStamp {
+  host: string;
+  fence: number;
+  lockName: string;
+  now: number;
+}
+
+/** One item to fail over, the failover generation it gets, and the command written with it. */
+export interface FailoverWrite<T, M extends CommandMessage> {
+  item: T;
+  generation: number;
+  message: M;
+}
+
+export type TransactOutcome =
+  | { status: 'committed' }
+  /**
+   * Nothing was written. `conditionFailed`: items (by id) that no longer match what was read.
+   * `retryable`: the rest failed for transient reasons (conflict, throttling) and should be retried after
+   * a backoff; when false, the rest can be retried at once.
+   */
+  | { status: 'cancelled'; conditionFailed: string[]; retryable: boolean; reasons: string[] }
+  /** DynamoDB refused the request itself (for example an item too large): split it, or skip a single item. */
+  | { status: 'invalid'; reason: string };
+
+/** The port the failover use case needs for one kind of item (process instances or task instances). */
+export interface HostItemStore<T extends { id: string }, M extends CommandMessage> {
+  pageByHost(host: string, limit: number, cursor?: string): Promise<Page<T>>;
+  /** Strongly consistent reads; ids that do not exist are absent from the map. */
+  getMany(ids: readonly string[]): Promise<Map<string, T>>;
+  /** One transaction: every item updated and every command written, or nothing. */
+  failOver(writes: ReadonlyArray<FailoverWrite<T, M>>, stamp: FenceStamp): Promise<TransactOutcome>;
+}
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; id: string; problem: string };
+
+/** The command item: the message's fields, plus `pending` so the sparse `pending` GSI lists it (outbox). */
+export function commandItem(message: CommandMessage): Item {
+  return { ...marshalFlat(message), pending: str('1') };
+}
+
+const RETRYABLE_REASONS = new Set([
+  'TransactionConflict',
+  'ThrottlingError',
+  'ProvisionedThroughputExceeded',
+  'RequestLimitExceeded',
+]);
+
+/** Errors after which the same request may simply be sent again. */
+const RETRYABLE_ERRORS = new Set([
+  'TransactionInProgressException',
+  'ThrottlingException',
+  'ProvisionedThroughputExceededException',
+  'RequestLimitExceeded',
+  'InternalServerError',
+]);
+
+export abstract class DynamoHostItemStore<T extends { id: string }, M extends CommandMessage>
+  implements HostItemStore<T, M>
+{
+  constructor(
+    protected readonly dynamodb: DynamoDBClient,
+    protected readonly tableName: string,
+    protected readonly commandsTable: string,
+    private readonly executingStates: readonly string[],
+  ) {}
+
+  protected abstract parse(item: Item): Parsed<T>;
+  /** The conditional update of one item (its condition must pin every attribute the decision used). */
+  protected abstract update(write: FailoverWrite<T, M>, stamp: FenceStamp): TransactWriteItem;
+
+  async pageByHost(host: string, limit: number, cursor?: string): Promise<Page<T>> {
+    const states = Object.fromEntries(this.executingStates.map((s, i) => [`:s${i}`, str(s)]));
+    const out = await this.dynamodb.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        IndexName: 'byHost',
+        KeyConditionExpression: '#host = :host',
+        // Finished items keep their host: filter them server-side (they still count against Limit).
+        FilterExpression: `#state IN (${Object.keys(states).join(', ')})`,
+        ExpressionAttributeNames: { '#host': 'host', '#state': 'state' },
+        ExpressionAttributeValues: { ':host': str(host), ...states },
+        Limit: limit,
+        ExclusiveStartKey: decodeCursor(cursor),
+      }),
+    );
+    const page: Page<T> = { items: [], malformed: [], cursor: encodeCursor(out.LastEvaluatedKey) };
+    for (const raw of out.Items ?? []) {
+      const parsed = this.parse(raw);
+      if (parsed.ok) page.items.push(parsed.value);
+      else page.malformed.push({ id: parsed.id, problem: parsed.problem });
+    }
+    return page;
+  }
+
+  async getMany(ids: readonly string[]): Promise<Map<string, T>> {
+    const found = new Map<string, T>();
+    for (let i = 0; i < ids.length; i += 100) {
+      let keys: Item[] | undefined = [...new Set(ids.slice(i, i + 100))].map((id) => ({ id: str(id) }));
+      for (let attempt = 0; keys !== undefined && keys.length > 0; attempt += 1) {
+        if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(1_000, 20 * 2 ** attempt)));
+        const out: BatchGetItemCommandOutput = await this.dynamodb.send(
+          new BatchGetItemCommand({
+            RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } },
+          }),
+        );
+        for (const raw of out.Responses?.[this.tableName] ?? []) {
+          const parsed = this.parse(raw);
+          if (parsed.ok) found.set(parsed.value.id, parsed.value);
+        }
+        keys = out.UnprocessedKeys?.[this.tableName]?.Keys;
+      }
+    }
+    return found;
+  }
+
+  async failOver(writes: ReadonlyArray<FailoverWrite<T, M>>, stamp: FenceStamp): Promise<TransactOutcome> {
+    const items: TransactWriteItem[] = [];
+    for (const write of writes) {
+      items.push(this.update(write, stamp), {
+        Put: {
+          TableName: this.commandsTable,
+          Item: commandItem(write.message),
+          ConditionExpression: 'attribute_not_exists(id)',
+        },
+      });
+    }
+    try {
+      // An explicit token makes the SDK's own retries of this request idempotent (10-minute window).
+      await this.dynamodb.send(
+        new TransactWriteItemsCommand({ TransactItems: items, ClientRequestToken: randomUUID() }),
+      );
+      return { status: 'committed' };
+    } catch (error: unknown) {
+      if (error instanceof TransactionCanceledException) {
+        return cancellationOutcome(writes, error.CancellationReasons ?? []);
+      }
+      const name = errorName(error);
+      if (RETRYABLE_ERRORS.has(name)) {
+        return { status: 'cancelled', conditionFailed: [], retryable: true, reasons: [name] };
+      }
+      if (name === 'ValidationException') {
+        return { status: 'invalid', reason: error instanceof Error ? error.message : name };
+      }
+      throw error;
+    }
+  }
+}
+
+/** Item 2i is the update of writes[i], item 2i+1 its command: map each cancellation reason back. */
+export function cancellationOutcome<T extends { id: string }>(
+  writes: ReadonlyArray<{ item: T }>,
+  reasons: readonly CancellationReason[],
+): TransactOutcome {
+  const conditionFailed = new Set<string>();
+  let retryable = false;
+  const codes: string[] = [];
+  reasons.forEach((reason, index) => {
+    const code = reason.Code ?? 'None';
+    if (code !== 'None') codes.push(code);
+    const write = writes[Math.floor(index / 2)];
+    if (code === 'ConditionalCheckFailed' && write !== undefined) conditionFailed.add(write.item.id);
+    else if (RETRYABLE_REASONS.has(code)) retryable = true;
+  });
+  if (codes.includes('ValidationError')) return { status: 'invalid', reason: codes.join(',') };
+  // No reasons at all (should not happen): retry everything after a backoff.
+  if (reasons.length === 0) retryable = true;
+  return { status: 'cancelled', conditionFailed: [...conditionFailed], retryable, reasons: codes };
+}

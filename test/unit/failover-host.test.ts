@@ -1,0 +1,380 @@
+// The failover use case against in-memory fakes that enforce the same conditions as the DynamoDB stores,
+// for the paths a real DynamoDB rarely takes on demand: lost commit responses, conflicts, refused items,
+// items changing between read and write, continuation checkpoints.
+import { describe, expect, it } from 'vitest';
+import {
+  type Budget,
+  checkpointKey,
+  type FailoverDeps,
+  failOverHost,
+  TransactionRetryError,
+} from '../../lib/failover/fail-over-host.ts';
+import { isExecutingProcessState, type ProcessInstance } from '../../lib/failover/rules.ts';
+import { type CommandMessage, type FailoverRequest, FailoverRequestSchema } from '../../lib/messages.ts';
+import { silentLog } from '../../lib/observability.ts';
+import type { CommandStore } from '../../lib/store/commands.ts';
+import type { FailoverWrite, FenceStamp, Page, TransactOutcome } from '../../lib/store/failover-writes.ts';
+import type { InstanceStore } from '../../lib/store/instances.ts';
+import type { AcquireResult, Checkpoint, Lease, LockStore } from '../../lib/store/locks.ts';
+
+const HOST = '10.0.0.1:5678';
+
+type Hook = (
+  writes: ReadonlyArray<FailoverWrite<ProcessInstance, CommandMessage>>,
+) => TransactOutcome | 'commit-and-lose-response' | undefined;
+
+class MemoryInstances implements InstanceStore {
+  readonly items = new Map<string, ProcessInstance>();
+  readonly commands = new Map<string, CommandMessage>();
+  pagesRead = 0;
+  hook: Hook | undefined;
+
+  async pageByHost(host: string, limit: number, cursor?: string): Promise<Page<ProcessInstance>> {
+    this.pagesRead += 1;
+    const all = [...this.items.values()]
+      .filter((i) => i.host === host)
+      .sort((a, b) => a.id.localeCompare(b.id));
+    const from = cursor === undefined ? all : all.filter((i) => i.id > cursor);
+    const slice = from.slice(0, limit);
+    const last = slice[slice.length - 1];
+    return {
+      items: slice.filter((i) => isExecutingProcessState(i.state)).map((i) => ({ ...i })),
+      malformed: [],
+      ...(from.length > limit && last ? { cursor: last.id } : {}),
+    };
+  }
+
+  async getMany(ids: readonly string[]): Promise<Map<string, ProcessInstance>> {
+    return new Map(
+      ids.flatMap((id) => (this.items.has(id) ? [[id, { ...this.items.get(id) }] as const] : [])) as [
+        string,
+        ProcessInstance,
+      ][],
+    );
+  }
+
+  async failOver(
+    writes: ReadonlyArray<FailoverWrite<ProcessInstance, CommandMessage>>,
+    stamp: FenceStamp,
+  ): Promise<TransactOutcome> {
+    const hooked = this.hook?.(writes);
+    if (hooked !== undefined && hooked !== 'commit-and-lose-response') return hooked;
+    const failed = writes.filter(({ item, message }) => {
+      const current = this.items.get(item.id);
+      const fenceOk =
+        current?.fence === undefined || current.fenceLock !== stamp.lockName || current.fence <= stamp.fence;
+      return (
+        current === undefined ||
+        current.host !== stamp.host ||
+        current.state !== item.state ||
+        current.failoverCount !== item.failoverCount ||
+        current.startTime !== item.startTime ||
+        current.restartTime !== item.restartTime ||
+        !fenceOk ||
+        this.commands.has(message.id)
+      );
+    });
+    if (failed.length > 0) {
+      return {
+        status: 'cancelled',
+        conditionFailed: failed.map((w) => w.item.id),
+        retryable: false,
+        reasons: [],
+      };
+    }
+    for (const { item, generation, message } of writes) {
+      const { host: _removed, ...rest } = this.items.get(item.id) as ProcessInstance;
+      this.items.set(item.id, {
+        ...rest,
+        lastHost: stamp.host,
+        failoverCount: generation,
+        fence: stamp.fence,
+        fenceLock: stamp.lockName,
+      });
+      this.commands.set(message.id, message);
+    }
+    if (hooked === 'commit-and-lose-response') {
+      return { status: 'cancelled', conditionFailed: [], retryable: true, reasons: ['NetworkError'] };
+    }
+    return { status: 'committed' };
+  }
+}
+
+class MemoryLocks implements LockStore {
+  fence = 0;
+  owner: string | undefined;
+  expiresAt = 0;
+  checkpoint: Checkpoint | undefined;
+
+  async acquire(name: string, owner: string, leaseMs: number, now: number): Promise<AcquireResult> {
+    if (this.owner !== undefined && this.expiresAt > now) {
+      return { acquired: false, heldUntil: this.expiresAt, fence: this.fence };
+    }
+    this.fence += 1;
+    this.owner = owner;
+    this.expiresAt = now + leaseMs;
+    return {
+      acquired: true,
+      lease: { name, owner, fence: this.fence, expiresAt: this.expiresAt },
+      ...(this.checkpoint ? { checkpoint: this.checkpoint } : {}),
+    };
+  }
+
+  async renew(lease: Lease, leaseMs: number, now: number): Promise<Lease> {
+    return { ...lease, expiresAt: now + leaseMs };
+  }
+
+  async release(lease: Lease, checkpoint?: Checkpoint): Promise<boolean> {
+    if (this.owner !== lease.owner || this.fence !== lease.fence) return false;
+    this.owner = undefined;
+    this.checkpoint = checkpoint;
+    return true;
+  }
+}
+
+function setup(n: number, overrides: Partial<ProcessInstance> = {}) {
+  const instances = new MemoryInstances();
+  for (let i = 0; i < n; i += 1) {
+    const id = `i${String(i).padStart(4, '0')}`;
+    instances.items.set(id, {
+      id,
+      host: HOST,
+      state: 'RUNNING_EXECUTION',
+      processDefinitionCode: 1,
+      processDefinitionVersion: 1,
+      executorId: 1,
+      priority: 'MEDIUM',
+      startTime: 1_000,
+      ...overrides,
+    });
+  }
+  const locks = new MemoryLocks();
+  const sent: CommandMessage[] = [];
+  const continuations: FailoverRequest[] = [];
+  const pendingLeftovers: CommandMessage[] = [];
+  const commands: CommandStore = {
+    pendingPage: async (filter) => ({
+      commands: pendingLeftovers.splice(0).filter((c) => c.failedHost === filter.failedHost),
+      malformed: [],
+    }),
+    markEnqueued: async () => undefined,
+    get: async () => undefined,
+  };
+  const deps: FailoverDeps = {
+    instances,
+    tasks: {
+      pageByHost: async () => ({ items: [], malformed: [] }),
+      getMany: async () => new Map(),
+      failOver: async () => ({ status: 'committed' }),
+    },
+    commands,
+    locks,
+    servers: { liveIncarnation: async () => null },
+    commandQueue: {
+      send: async (messages) => {
+        sent.push(...messages);
+        return { sent: messages.map((m) => m.id), failed: [] };
+      },
+    },
+    requestQueue: {
+      send: async (requests) => {
+        continuations.push(...requests.map((r) => FailoverRequestSchema.parse(r)));
+      },
+    },
+    clock: { now: () => 10_000 },
+    log: silentLog,
+    settings: { leaseMs: 30_000, batchSize: 5, concurrency: 2 },
+  };
+  return { instances, locks, sent, continuations, pendingLeftovers, deps };
+}
+
+const REQUEST: FailoverRequest = FailoverRequestSchema.parse({
+  kind: 'NodeRemoved',
+  nodeType: 'master',
+  host: HOST,
+  czxid: '1',
+  startupTime: 500,
+  observedAt: 20_000,
+  source: 'watcher',
+});
+
+const unlimited: Budget = { shouldStop: () => false };
+
+function sentCounts(sent: readonly CommandMessage[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const m of sent) counts.set(m.id, (counts.get(m.id) ?? 0) + 1);
+  return counts;
+}
+
+describe('failOverHost', () => {
+  it('fails over every eligible instance across pages, sends each command once, releases the lock', async () => {
+    // Arrange
+    const { instances, locks, sent, deps } = setup(23);
+    instances.items.set('i0005', { ...(instances.items.get('i0005') as ProcessInstance), state: 'SUCCESS' });
+
+    // Act
+    const outcome = await failOverHost(REQUEST, deps, unlimited);
+
+    // Assert
+    expect(outcome).toMatchObject({ status: 'done', stats: { failedOver: 22, commandsEnqueued: 22 } });
+    expect(sent).toHaveLength(22);
+    expect([...sentCounts(sent).values()].every((n) => n === 1)).toBe(true);
+    expect(instances.items.get('i0005')?.host).toBe(HOST);
+    expect(locks.owner).toBeUndefined();
+    expect(locks.checkpoint).toBeUndefined();
+  });
+
+  it('a commit whose response was lost is recognised as its own write on retry, not dropped or duplicated', async () => {
+    // Arrange: the first transaction commits, but the caller sees a transient error.
+    const { instances, sent, deps } = setup(5);
+    let calls = 0;
+    instances.hook = () => (++calls === 1 ? 'commit-and-lose-response' : undefined);
+
+    // Act
+    const outcome = await failOverHost(REQUEST, deps, unlimited);
+
+    // Assert
+    expect(outcome).toMatchObject({ status: 'done', stats: { failedOver: 5 } });
+    expect(sent.map((m) => m.id).sort()).toEqual([...instances.commands.keys()].sort());
+    expect([...instances.items.values()].every((i) => i.failoverCount === 1)).toBe(true);
+  });
+
+  it('retries a transaction cancelled by a conflict', async () => {
+    const { instances, sent, deps } = setup(5);
+    let calls = 0;
+    instances.hook = () =>
+      ++calls <= 2
+        ? { status: 'cancelled', conditionFailed: [], retryable: true, reasons: ['TransactionConflict'] }
+        : undefined;
+
+    const outcome = await failOverHost(REQUEST, deps, unlimited);
+
+    expect(outcome).toMatchObject({ status: 'done', stats: { failedOver: 5, retries: 2 } });
+    expect(sent).toHaveLength(5);
+  });
+
+  it('re-reads an item that changed since the page was read: still executing -> failed over with its new state', async () => {
+    // Arrange: between the read and the write, i0001 goes to READY_PAUSE and i0002 finishes.
+    const { instances, sent, deps } = setup(5);
+    let first = true;
+    instances.hook = () => {
+      if (first) {
+        first = false;
+        const a = instances.items.get('i0001') as ProcessInstance;
+        const b = instances.items.get('i0002') as ProcessInstance;
+        instances.items.set('i0001', { ...a, state: 'READY_PAUSE' });
+        instances.items.set('i0002', { ...b, state: 'SUCCESS' });
+      }
+      return undefined;
+    };
+
+    // Act
+    const outcome = await failOverHost(REQUEST, deps, unlimited);
+
+    // Assert
+    expect(outcome).toMatchObject({
+      status: 'done',
+      stats: { failedOver: 4, skipped: { 'not-executing': 1 } },
+    });
+    expect(instances.items.get('i0001')).toMatchObject({ state: 'READY_PAUSE', failoverCount: 1 });
+    expect(instances.items.get('i0002')).toMatchObject({ state: 'SUCCESS', host: HOST });
+    expect(sent.map((m) => (m.type === 'RecoveryCommand' ? m.processInstanceId : '')).sort()).toEqual([
+      'i0000',
+      'i0001',
+      'i0003',
+      'i0004',
+    ]);
+  });
+
+  it('splits a refused batch to find the culprit, and writes the others', async () => {
+    const { instances, sent, deps } = setup(5);
+    instances.hook = (writes) =>
+      writes.some((w) => w.item.id === 'i0003')
+        ? { status: 'invalid', reason: 'Item size too large' }
+        : undefined;
+
+    const outcome = await failOverHost(REQUEST, deps, unlimited);
+
+    expect(outcome).toMatchObject({ status: 'done', stats: { failedOver: 4, skipped: { invalid: 1 } } });
+    expect(instances.items.get('i0003')?.host).toBe(HOST);
+    expect(sent).toHaveLength(4);
+  });
+
+  it('gives up after repeated transient cancellations and releases the lock at once', async () => {
+    const { instances, locks, deps } = setup(5);
+    instances.hook = () => ({
+      status: 'cancelled',
+      conditionFailed: [],
+      retryable: true,
+      reasons: ['ThrottlingError'],
+    });
+
+    await expect(failOverHost(REQUEST, deps, unlimited)).rejects.toBeInstanceOf(TransactionRetryError);
+
+    expect(locks.owner).toBeUndefined();
+  });
+
+  it('stops between pages near the deadline, and the continuation resumes from the checkpoint', async () => {
+    // Arrange: pages of 10 (batch 5 x concurrency 2); the first invocation may take one page only.
+    const { instances, locks, sent, continuations, deps } = setup(35);
+    let pages = 0;
+    const onePage: Budget = { shouldStop: () => pages++ >= 1 };
+
+    // Act
+    const first = await failOverHost(REQUEST, deps, onePage);
+    const readBySecond = instances.pagesRead;
+    const second = await failOverHost(continuations[0] as FailoverRequest, deps, unlimited);
+
+    // Assert
+    expect(first).toMatchObject({ status: 'continued', stats: { failedOver: 10 } });
+    expect(continuations[0]).toMatchObject({ ...REQUEST, source: 'continuation', attempt: 1 });
+    expect(second).toMatchObject({ status: 'done', stats: { failedOver: 25 } });
+    expect(instances.pagesRead - readBySecond).toBe(3);
+    expect(sent).toHaveLength(35);
+    expect(locks.checkpoint).toBeUndefined();
+  });
+
+  it('ignores a checkpoint left for another chain or attempt', async () => {
+    const { instances, locks, deps } = setup(12);
+    locks.checkpoint = { key: checkpointKey(REQUEST, 3), cursor: 'i0009' };
+
+    const outcome = await failOverHost(REQUEST, deps, unlimited);
+
+    expect(outcome).toMatchObject({ status: 'done', stats: { failedOver: 12 } });
+    expect([...instances.items.values()].every((i) => i.host === undefined)).toBe(true);
+  });
+
+  it('reports a lock held by a live owner without waiting', async () => {
+    const { locks, deps } = setup(3);
+    await locks.acquire('x', 'other', 4_000, 10_000);
+
+    const outcome = await failOverHost(REQUEST, deps, unlimited);
+
+    expect(outcome).toEqual({ status: 'lock-held', retryAfterMs: 4_000, holderFence: 1 });
+  });
+
+  it('first re-sends commands an earlier run of this host left pending', async () => {
+    const { sent, pendingLeftovers, deps } = setup(0);
+    const leftover: CommandMessage = {
+      type: 'RecoveryCommand',
+      id: 'recover/old/1',
+      commandType: 'RECOVER_TOLERANCE_FAULT_PROCESS',
+      processInstanceId: 'old',
+      processDefinitionCode: 1,
+      processDefinitionVersion: 1,
+      executorId: 1,
+      priority: 'MEDIUM',
+      commandParam: '{"ProcessInstanceId":"old"}',
+      failedHost: HOST,
+      generation: 1,
+      fence: 1,
+      createdAt: 1,
+    };
+    pendingLeftovers.push(leftover);
+
+    const outcome = await failOverHost(REQUEST, deps, unlimited);
+
+    expect(outcome).toMatchObject({ status: 'done', stats: { failedOver: 0, commandsEnqueued: 1 } });
+    expect(sent).toEqual([leftover]);
+  });
+});
