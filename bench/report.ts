@@ -183,12 +183,13 @@ function detectionChart(d: BenchResults['detection']): string {
 
 /** Grouped bars: sequential, failover function, floor, per (N, latency). */
 function throughputChart(rows: ThroughputResult[]): string {
-  const width = 160 * Math.max(1, rows.length) + 80;
+  const width = Math.max(660, 190 * Math.max(1, rows.length) + 80);
   const height = 320;
   const m = { left: 60, right: 20, top: 30, bottom: 50 };
   const bars = [
     { key: 'baselinePerSecond' as const, name: 'sequential', color: '#999' },
     { key: 'perSecond' as const, name: 'failover function', color: '#1f77b4' },
+    { key: 'outboxFloorPerSecond' as const, name: 'outbox floor', color: '#98df8a' },
     { key: 'floorPerSecond' as const, name: 'write floor', color: '#2ca02c' },
   ];
   const maxY = Math.max(1, ...rows.flatMap((r) => bars.map((b) => r[b.key])));

@@ -79,7 +79,11 @@ function request(host: string): FailoverRequest {
 
 async function failoverCount(id: string): Promise<number | undefined> {
   const out = await stack.clients.dynamodb.send(
-    new GetItemCommand({ TableName: stack.info.tables.instances, Key: { id: { S: id } }, ConsistentRead: true }),
+    new GetItemCommand({
+      TableName: stack.info.tables.instances,
+      Key: { id: { S: id } },
+      ConsistentRead: true,
+    }),
   );
   const value = unmarshalFlat(out.Item ?? {}).failoverCount;
   return typeof value === 'number' ? value : undefined;
@@ -139,13 +143,15 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 60
 }
 
 function record(body: string, group?: string): SQSRecord {
-  const parsed = FailoverRequestSchema.safeParse((() => {
-    try {
-      return JSON.parse(body) as unknown;
-    } catch {
-      return undefined;
-    }
-  })());
+  const parsed = FailoverRequestSchema.safeParse(
+    (() => {
+      try {
+        return JSON.parse(body) as unknown;
+      } catch {
+        return undefined;
+      }
+    })(),
+  );
   return {
     messageId: randomUUID(),
     receiptHandle: `direct-${randomUUID()}`,
@@ -155,7 +161,8 @@ function record(body: string, group?: string): SQSRecord {
       SentTimestamp: String(Date.now()),
       SenderId: 'test',
       ApproximateFirstReceiveTimestamp: String(Date.now()),
-      MessageGroupId: group ?? (parsed.success ? failoverRequestGroupId(parsed.data) : `hostile-${randomUUID()}`),
+      MessageGroupId:
+        group ?? (parsed.success ? failoverRequestGroupId(parsed.data) : `hostile-${randomUUID()}`),
     },
     messageAttributes: {},
     md5OfBody: '',
@@ -243,7 +250,10 @@ describe('hostile input on the failover queue', () => {
     const work = new Map<string, string[]>();
     for (const host of hosts) work.set(host, await seed(host, 4));
     const hostile = hostileBodies().map((b) => `${b.body} `); // distinct from the first test's bodies
-    const records = [...hostile.map((b) => record(b)), ...hosts.map((h) => record(JSON.stringify(request(h))))];
+    const records = [
+      ...hostile.map((b) => record(b)),
+      ...hosts.map((h) => record(JSON.stringify(request(h)))),
+    ];
     for (let i = records.length - 1; i > 0; i -= 1) {
       const j = (i * 7919) % (i + 1);
       [records[i], records[j]] = [records[j] as SQSRecord, records[i] as SQSRecord];

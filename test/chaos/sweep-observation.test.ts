@@ -46,7 +46,8 @@ const connect = async (): Promise<ZkSession> => {
   return session;
 };
 
-const heartbeat = (startupTime: number) => JSON.stringify({ startupTime, reportTime: startupTime, host: 'x', port: 1 });
+const heartbeat = (startupTime: number) =>
+  JSON.stringify({ startupTime, reportTime: startupTime, host: 'x', port: 1 });
 
 async function putInstances(ids: readonly string[], startTime: number): Promise<void> {
   await stack.clients.dynamodb.send(
@@ -73,7 +74,11 @@ async function putInstances(ids: readonly string[], startTime: number): Promise<
 
 async function instance(id: string): Promise<Record<string, string | number>> {
   const out = await stack.clients.dynamodb.send(
-    new GetItemCommand({ TableName: stack.info.tables.instances, Key: { id: { S: id } }, ConsistentRead: true }),
+    new GetItemCommand({
+      TableName: stack.info.tables.instances,
+      Key: { id: { S: id } },
+      ConsistentRead: true,
+    }),
   );
   return unmarshalFlat(out.Item ?? {});
 }
@@ -98,7 +103,11 @@ function failoverDeps(): FailoverDeps {
 function sweepDeps(work: ExecutingWork, queue: FailoverRequestQueue): SweepDeps {
   return {
     connect: (timeoutMs) =>
-      connectZk({ connectString: stack.zookeeper.connectString, sessionTimeoutMs: 10_000, connectTimeoutMs: timeoutMs }),
+      connectZk({
+        connectString: stack.zookeeper.connectString,
+        sessionTimeoutMs: 10_000,
+        connectTimeoutMs: timeoutMs,
+      }),
     layout,
     store: new DynamoServerStore(stack.clients.dynamodb, stack.info.tables.servers),
     queue,
@@ -165,7 +174,11 @@ describe('sweep orphan requests and F3', () => {
       removalGraceMs: 0,
     });
     for (const request of sent) {
-      await failOverHost(FailoverRequestSchema.parse(request), failoverDeps(), invocationBudget(() => 60_000, 1_000));
+      await failOverHost(
+        FailoverRequestSchema.parse(request),
+        failoverDeps(),
+        invocationBudget(() => 60_000, 1_000),
+      );
     }
 
     // Assert: the dead incarnation's work was failed over, the new incarnation's work was not touched.
