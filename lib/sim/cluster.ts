@@ -1,6 +1,6 @@
 // The simulated DolphinScheduler cluster, demo side: one child process per server (lib/sim/server.ts),
 // started through the local stack's process registry so that no run leaves one behind. The processes are
-// spawned first (they load their modules while the local stack starts), then told to register.
+// spawned, load their modules (meanwhile the demo starts the functions), then are told to register.
 import { join } from 'node:path';
 import { childMarker, type ManagedProcess, startProcess } from '../local/processes.ts';
 import { projectRoot } from '../local/service.ts';

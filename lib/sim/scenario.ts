@@ -80,12 +80,11 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<number>
   );
   try {
     monitor.phase = 'starting the local stack';
-    monitor.event(
-      'starting the local stack (ZooKeeper, DynamoDB Local, SQS emulator) and the simulated servers ...',
-    );
-    // startLocalStack kills leftovers of killed runs synchronously, before its first await: the servers
-    // are spawned right after that, so they load their modules while the stack starts.
-    const starting = startLocalStack();
+    monitor.event('starting the local stack: ZooKeeper, DynamoDB Local, SQS emulator ...');
+    const stack = await startLocalStack();
+    cleanups.push(() => stack.stop());
+    // The servers start once the stack is up: spawned during its start, they would compete for the CPU with
+    // its Java processes, which must be ready within their start deadline (a loaded 2-core machine).
     const cluster = spawnCluster(servers, {
       onReport: (server, report) => monitor.report(server, report),
       onLine: (server, line) => {
@@ -93,12 +92,6 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<number>
       },
     });
     cleanups.push(() => cluster.stop());
-    const stack = await starting.catch(async (error: unknown) => {
-      await cluster.stop();
-      cleanups.length = 0;
-      throw error;
-    });
-    cleanups.unshift(() => stack.stop());
     checkpoint();
     monitor.event(
       `stack ready: ZooKeeper ${stack.info.zookeeper}, DynamoDB ${stack.info.dynamodb}, SQS ${stack.info.sqs}`,

@@ -4,8 +4,8 @@
 // consumes the commands queue (lib/sim/command-consumer.ts). SIGKILL it and its node disappears only when
 // the session expires, as when a real server process dies; SIGTERM closes the session (a clean shutdown).
 //
-// Protocol (lib/sim/protocol.ts): the process loads its modules and says `loaded` (so the demo can start
-// it while the local stack is still starting), then registers when it receives `start` with its config.
+// Protocol (lib/sim/protocol.ts): the process loads its modules and says `loaded`, then registers when it
+// receives `start` with its config (ZooKeeper and the queues of the local stack).
 import { createLayout } from '../registry/layout.ts';
 import { type SimReport, type SimServerConfig, SimStartSchema } from './protocol.ts';
 import { type Registration, register } from './registration.ts';

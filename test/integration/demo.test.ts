@@ -19,12 +19,22 @@ interface Demo {
   children: Set<number>;
 }
 
+/**
+ * The servers' session timeout is raised from the demo's 2 s: test files run side by side on 2 cores, and
+ * a live server whose session expires under that load would (rightly) make the demo report a disturbed run.
+ */
+const sessionTimeout = ['--session-timeout', '4000'];
+
 function startDemo(args: readonly string[]): Demo {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'bin', 'demo.ts'), ...args], {
-    cwd: root,
-    env: { ...process.env, NO_COLOR: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(root, 'bin', 'demo.ts'), ...sessionTimeout, ...args],
+    {
+      cwd: root,
+      env: { ...process.env, NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => {
@@ -172,7 +182,14 @@ describe('npm start (bin/demo.ts)', () => {
   it('--keep leaves the stack up for zkf (READY endpoints) until Ctrl-C, which stops everything', async () => {
     const demo = startDemo(['--instances', '20', '--kill', 'worker-2', '--keep']);
     try {
-      await waitFor('the READY line', () => /^READY \{/m.test(demo.stdout()), 140_000);
+      await waitFor(
+        'the READY line',
+        () => {
+          if (demo.child.exitCode !== null) throw new Error(`the demo exited with ${demo.child.exitCode}`);
+          return /^READY \{/m.test(demo.stdout());
+        },
+        140_000,
+      );
     } catch (error: unknown) {
       demo.child.kill('SIGINT');
       throw new Error(`${String(error)}\n${demo.stdout()}\n${demo.stderr()}`);
