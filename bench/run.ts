@@ -48,11 +48,11 @@ interface Plan {
 const plans: Record<'full' | 'quick', Plan> = {
   full: {
     detectionRemovals: 60,
-    warmUps: 2,
+    warmUps: 1,
     sizes: [1_000, 10_000],
     rounds: (instances) => (instances >= 10_000 ? 2 : 3),
     baselineSample: (latencyMs) => (latencyMs > 0 ? 500 : 2_000),
-    search: { instances: 1_000, batchSizes: [25, 50], concurrencies: [2, 4, 8, 16] },
+    search: { instances: 500, batchSizes: [25, 50], concurrencies: [2, 4, 8, 16] },
     scale: { instances: 100_000, timeoutMs: 10_000, deadlineMarginMs: 3_000, limitMs: 360_000 },
   },
   quick: {
@@ -281,14 +281,15 @@ export async function runBench(options: {
         const search = await bench.searchFloor(view, plan.search);
         floorSearch.push({ latencyMs: view.latencyMs, instances: plan.search.instances, results: search });
         const best = search[0] as FloorConfig;
+        const baseline = await bench.baseline(view, plan.baselineSample(view.latencyMs));
+        note(
+          `  latency=${view.latencyMs}ms sequential ${round(baseline.perSecond)}/s (${baseline.count} instances)`,
+        );
         for (const instances of plan.sizes) {
           const result = await bench.measure(
             view,
-            {
-              instances,
-              rounds: plan.rounds(instances),
-              baselineSample: plan.baselineSample(view.latencyMs),
-            },
+            { instances, rounds: plan.rounds(instances) },
+            baseline,
             best,
             (counts, n) => {
               if (costCounts === undefined || n >= costCounts.instances)
@@ -356,6 +357,7 @@ export async function runBench(options: {
       missing: 0,
       peakRssMb: 0,
       rssByInvocationMb: [],
+      rssAfterInvocationMb: [],
       timedOut: 0,
       functionTimeoutMs: 0,
       check: {

@@ -2,12 +2,17 @@
 // event source, partial batch responses) with a reduced function timeout, so the work spans many
 // invocations chained by continuation requests. Verified twice: every command item in the commands table,
 // and every message drained from the commands queue.
-import { type AttributeValue, ScanCommand } from '@aws-sdk/client-dynamodb';
+import {
+  type AttributeValue,
+  BatchGetItemCommand,
+  type BatchGetItemCommandOutput,
+} from '@aws-sdk/client-dynamodb';
 import { mapConcurrently } from '../lib/failover/concurrency.ts';
+import { recoveryCommandId } from '../lib/failover/rules.ts';
 import { startLocalRuntime } from '../lib/local/runtime.ts';
 import type { LocalStack } from '../lib/local/stack.ts';
 import { SqsFailoverRequestQueue } from '../lib/queue/failover-requests.ts';
-import { seedManyInstances, uniqueHost } from './seed.ts';
+import { seededId, seedManyInstances, uniqueHost } from './seed.ts';
 import { CommandTally, failoverRequest, note, purgeQueue, queueDepth, round, sleep } from './support.ts';
 
 export interface ScaleOptions {
@@ -28,12 +33,16 @@ export interface ScaleResult {
   duplicates: number;
   missing: number;
   peakRssMb: number;
-  /** Peak RSS of the container after each invocation, MB, in order (flat = no growth with progress). */
+  /** Peak RSS of the container so far, after each invocation, MB, in order (a high-water mark). */
   rssByInvocationMb: number[];
+  /** Resident memory at the end of each invocation, MB, in order (flat = no growth with progress). */
+  rssAfterInvocationMb: number[];
   timedOut: number;
   functionTimeoutMs: number;
   check: {
+    /** Command items read back (of the `instances` expected). */
     commandItems: number;
+    /** Instances with a second-generation command item. */
     itemDuplicates: number;
     itemMissing: number;
     /** Command items still marked pending (written, never confirmed on the queue). */
@@ -91,15 +100,11 @@ export async function measureScale(stack: LocalStack, options: ScaleOptions): Pr
   }
 
   const invocations = runtime.invocations().filter((r) => r.trigger === 'sqs');
-  const items = await scanCommands(stack, host);
+  const verifyStarted = performance.now();
+  const items = await readCommands(stack, prefix, n);
   const wanted = (id: string) => id.startsWith(`${prefix}-`) && Number(id.slice(prefix.length + 1)) < n;
-  let itemDuplicates = 0;
-  let strangers = 0;
-  for (const [instance, count] of items.byInstance) {
-    if (!wanted(instance)) strangers += 1;
-    itemDuplicates += count - 1;
-  }
-  const itemMissing = n - (items.byInstance.size - strangers);
+  const itemDuplicates = items.secondGeneration;
+  const itemMissing = items.missing;
   let queueDuplicates = 0;
   let queueInstances = 0;
   for (const count of tally.deliveries.values()) queueDuplicates += count - 1;
@@ -109,9 +114,10 @@ export async function measureScale(stack: LocalStack, options: ScaleOptions): Pr
     queueDuplicates += ids.length - 1;
   }
   const queueMissing = n - queueInstances;
-  const rssByInvocationMb = invocations.map((r) =>
-    round((r.maxRssBytes ?? r.rssBytes ?? 0) / 1024 / 1024, 1),
-  );
+  note(`scale: verified in ${round((performance.now() - verifyStarted) / 1_000, 1)} s`);
+  const mb = (bytes: number | undefined) => round((bytes ?? 0) / 1024 / 1024, 1);
+  const rssByInvocationMb = invocations.map((r) => mb(r.maxRssBytes ?? r.rssBytes));
+  const rssAfterInvocationMb = invocations.map((r) => mb(r.rssBytes));
   return {
     instances: n,
     invocations: invocations.length,
@@ -121,10 +127,11 @@ export async function measureScale(stack: LocalStack, options: ScaleOptions): Pr
     missing: itemMissing + queueMissing,
     peakRssMb: Math.max(0, ...rssByInvocationMb),
     rssByInvocationMb,
+    rssAfterInvocationMb,
     timedOut: invocations.filter((r) => r.outcome === 'timeout').length,
     functionTimeoutMs: options.timeoutMs,
     check: {
-      commandItems: items.total,
+      commandItems: items.found,
       itemDuplicates,
       itemMissing,
       pending: items.pending,
@@ -135,41 +142,49 @@ export async function measureScale(stack: LocalStack, options: ScaleOptions): Pr
   };
 }
 
-/** Every command item of the host (parallel scan): per process instance, how many command items it has. */
-async function scanCommands(
+/**
+ * Reads back every command item the run had to write (`recover/<instance>/1`, consistent reads) and probes
+ * for a second generation (`recover/<instance>/2`, which a repeated failover of the same instance would
+ * have written). Reads only these keys, so the cost does not grow with what else the table holds.
+ */
+async function readCommands(
   stack: LocalStack,
-  host: string,
-): Promise<{ byInstance: Map<string, number>; total: number; pending: number }> {
-  const byInstance = new Map<string, number>();
-  let total = 0;
-  let pending = 0;
-  const segments = 4;
-  await mapConcurrently(
-    Array.from({ length: segments }, (_, i) => i),
-    segments,
-    async (segment) => {
-      let start: Record<string, AttributeValue> | undefined;
-      do {
-        const out = await stack.clients.dynamodb.send(
-          new ScanCommand({
-            TableName: stack.info.tables.commands,
-            Segment: segment,
-            TotalSegments: segments,
-            FilterExpression: 'failedHost = :host',
-            ProjectionExpression: 'processInstanceId, pending',
-            ExpressionAttributeValues: { ':host': { S: host } },
-            ExclusiveStartKey: start,
-          }),
-        );
-        for (const item of out.Items ?? []) {
-          const instance = item.processInstanceId?.S ?? '';
-          byInstance.set(instance, (byInstance.get(instance) ?? 0) + 1);
-          total += 1;
-          if (item.pending !== undefined) pending += 1;
-        }
-        start = out.LastEvaluatedKey;
-      } while (start !== undefined);
-    },
-  );
-  return { byInstance, total, pending };
+  prefix: string,
+  n: number,
+): Promise<{ found: number; missing: number; secondGeneration: number; pending: number }> {
+  const table = stack.info.tables.commands;
+  const totals = { found: 0, missing: 0, secondGeneration: 0, pending: 0 };
+  const slices = Array.from({ length: Math.ceil(n / 50) }, (_, i) => i);
+  await mapConcurrently(slices, 8, async (slice) => {
+    const ids: string[] = [];
+    for (let i = slice * 50; i < Math.min(n, slice * 50 + 50); i += 1) ids.push(seededId(prefix, i));
+    const wanted = new Set(ids.map((id) => recoveryCommandId(id, 1)));
+    const second = new Set(ids.map((id) => recoveryCommandId(id, 2)));
+    let keys: Array<Record<string, AttributeValue>> | undefined = [...wanted, ...second].map((id) => ({
+      id: { S: id },
+    }));
+    const seen = new Set<string>();
+    while (keys !== undefined && keys.length > 0) {
+      const out: BatchGetItemCommandOutput = await stack.clients.dynamodb.send(
+        new BatchGetItemCommand({
+          RequestItems: {
+            [table]: { Keys: keys, ConsistentRead: true, ProjectionExpression: 'id, pending, enqueuedAt' },
+          },
+        }),
+      );
+      for (const item of out.Responses?.[table] ?? []) {
+        const id = item.id?.S ?? '';
+        seen.add(id);
+        if (second.has(id)) totals.secondGeneration += 1;
+        if (wanted.has(id) && (item.pending !== undefined || item.enqueuedAt === undefined))
+          totals.pending += 1;
+      }
+      keys = out.UnprocessedKeys?.[table]?.Keys;
+    }
+    for (const id of wanted) {
+      if (seen.has(id)) totals.found += 1;
+      else totals.missing += 1;
+    }
+  });
+  return totals;
 }

@@ -53,9 +53,10 @@ export interface Timing {
 export interface ThroughputOptions {
   instances: number;
   rounds: number;
-  /** The sequential baseline is timed on this many instances (its rate does not depend on N). */
-  baselineSample: number;
 }
+
+/** The sequential baseline's rate, timed once per latency on a sample (it does not depend on N). */
+export type Baseline = Timing & { count: number };
 
 export interface FloorSearchOptions {
   instances: number;
@@ -264,7 +265,7 @@ export class ThroughputBench {
   }
 
   /** The naive approach: read the host's instances, then per instance one UpdateItem and one PutItem. */
-  async baseline(view: ServiceView, n: number): Promise<Timing & { count: number }> {
+  async baseline(view: ServiceView, n: number): Promise<Baseline> {
     const host = await this.seed(n);
     const builder = this.builder(view);
     const stamp = stampFor(host);
@@ -347,10 +348,11 @@ export class ThroughputBench {
     return results;
   }
 
-  /** Function, floor and outbox floor in interleaved rounds (rotating order), then the baseline; medians. */
+  /** Function, floor and outbox floor in interleaved rounds (rotating order); medians, and the ratios. */
   async measure(
     view: ServiceView,
     options: ThroughputOptions,
+    baseline: Baseline,
     floorConfig: { batchSize: number; concurrency: number },
     onCounts?: (counts: ProxyCounts, instances: number) => void,
   ): Promise<ThroughputResult> {
@@ -380,9 +382,6 @@ export class ThroughputBench {
         `  N=${n} latency=${view.latencyMs}ms round ${i + 1}: function ${round(r.function.perSecond)}/s, floor ${round(r.floor.perSecond)}/s, outbox floor ${round(r.outboxFloor.perSecond)}/s (DynamoDB Local CPU per instance: ${round(r.function.dynamoCpuUs)} / ${round(r.floor.dynamoCpuUs)} / ${round(r.outboxFloor.dynamoCpuUs)} µs)`,
       );
     }
-    const sample = Math.min(n, options.baselineSample);
-    const baseline = await this.baseline(view, sample);
-    note(`  N=${n} latency=${view.latencyMs}ms sequential ${round(baseline.perSecond)}/s`);
     const med = (pick: (r: (typeof rounds)[number]) => number) => median(rounds.map(pick));
     const perSecond = med((r) => r.function.perSecond);
     const floorPerSecond = med((r) => r.floor.perSecond);

@@ -238,7 +238,18 @@ async function runFailover<T extends { id: string }, M extends CommandMessage>(
   try {
     await failpoint('after-lock');
     log.info('failover started', { ...logKeys, kind: request.kind, resumed: cursor !== undefined });
-    const live = await deps.servers.liveIncarnation(request.nodeType, request.host);
+    const pageSize = settings.pageSize ?? settings.batchSize * settings.concurrency;
+    // The next page is read while this one is written (reads have no effect; a page read ahead and not
+    // used is dropped), so the transactions in flight never wait for a read. The first page, the liveness
+    // read and the leftover commands are read at once.
+    const readPage = (from: string | undefined) => {
+      const read = target.store.pageByHost(request.host, pageSize, from);
+      read.catch(() => undefined); // observed when used
+      return read;
+    };
+    let readAhead: Promise<Page<T>> | undefined = readPage(cursor);
+    const liveRead = deps.servers.liveIncarnation(request.nodeType, request.host);
+    liveRead.catch(() => undefined); // observed below
     // Commands an earlier run for this host wrote but did not get onto the queue (crash, failed send).
     const leftover = await deliverPendingCommands(
       pipeline.outbox,
@@ -248,16 +259,8 @@ async function runFailover<T extends { id: string }, M extends CommandMessage>(
     stats.commandsEnqueued += leftover.enqueued;
     if (leftover.enqueued > 0) log.info('re-sent pending commands', { ...logKeys, count: leftover.enqueued });
     if (leftover.failed.length > 0) throw new CommandSendError(leftover.failed);
+    const live = await liveRead;
     const bounds: FailoverBounds = { observedAt: request.observedAt };
-    const pageSize = settings.pageSize ?? settings.batchSize * settings.concurrency;
-    // The next page is read while this one is written (reads have no effect; a page read ahead and not
-    // used is dropped), so the transactions in flight never wait for a read.
-    let readAhead: Promise<Page<T>> | undefined;
-    const readPage = (from: string | undefined) => {
-      const read = target.store.pageByHost(request.host, pageSize, from);
-      read.catch(() => undefined); // observed when used
-      return read;
-    };
     for (let page = 0; ; page += 1) {
       if (budget.shouldStop()) {
         await pipeline.drain();
