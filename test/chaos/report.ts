@@ -61,7 +61,10 @@ export function formatRunLine(report: RunReport, index: number, total: number): 
   parts.push(
     `faults ddb ${proxyFaults(report.proxy.dynamodb)} sqs ${proxyFaults(report.proxy.sqs)}`,
     `crashes ${crashes}`,
-    `zombies ${report.logMessages['lock lost mid-run; the newer holder continues'] ?? 0}`,
+    `zombies ${
+      (report.logMessages['lock lost mid-run; the newer holder continues'] ?? 0) +
+      (report.logMessages['lock was taken over before release'] ?? 0)
+    }`,
   );
   const d = report.durations;
   const phases = ['setup', 'chaos', 'settle', 'check', 'cleanup']

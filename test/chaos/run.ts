@@ -154,6 +154,9 @@ class ChaosRun {
   private zkGate: Promise<void> = Promise.resolve();
   private readonly healthyInvocationsBefore: number;
   private readonly durations: Record<string, number> = {};
+  private readonly diagnostics: Record<string, string[]> = {};
+  /** The servers table at the end, raw (diagnostics). */
+  private mirrorAtEnd: Array<Record<string, AttributeValue>> = [];
 
   constructor(
     private readonly env: ChaosEnvironment,
@@ -194,12 +197,16 @@ class ChaosRun {
       if (this.logTail.length > 300) this.logTail.shift();
       return;
     }
-    const r = event.request;
+    this.recordRequest(event.at, event.producer, event.request);
+  }
+
+  /** The journal of requests by host, for the diagnostics of a violation. */
+  private recordRequest(at: number, producer: string, r: FailoverRequestInput): void {
     const lines = this.journal.get(r.host) ?? [];
     if (lines.length < 100) {
       lines.push(
-        `+${event.at - this.chaosStart} ms ${event.producer} sent ${r.source}/${r.kind} czxid ${r.czxid} ` +
-          `startupTime ${r.startupTime} observedAt +${r.observedAt - this.chaosStart} ms attempt ${r.attempt ?? 0}`,
+        `+${at - this.chaosStart} ms ${producer}: ${r.source}/${r.kind} czxid ${r.czxid} startupTime ` +
+          `${r.startupTime} observedAt +${r.observedAt - this.chaosStart} ms attempt ${r.attempt ?? 0}`,
       );
     }
     this.journal.set(r.host, lines);
@@ -282,37 +289,21 @@ class ChaosRun {
   private recordingQueue(producer: string, queue: FailoverRequestQueue): FailoverRequestQueue {
     return {
       send: async (requests) => {
-        const at = Date.now() - this.chaosStart;
+        const at = Date.now();
         try {
           await queue.send(requests);
         } finally {
-          for (const r of requests) {
-            const lines = this.journal.get(r.host) ?? [];
-            if (lines.length < 100) {
-              lines.push(
-                `+${at} ms ${producer} sent ${r.source}/${r.kind} czxid ${r.czxid} startupTime ${r.startupTime} ` +
-                  `observedAt +${r.observedAt - this.chaosStart} ms attempt ${r.attempt ?? 0}`,
-              );
-            }
-            this.journal.set(r.host, lines);
-          }
+          for (const r of requests) this.recordRequest(at, producer, r);
         }
       },
     };
   }
 
   private invokeJournal(target: RuntimeLabel, bodies: readonly string[]): void {
-    const at = Date.now() - this.chaosStart;
+    const at = Date.now();
     for (const body of bodies) {
       const parsed = FailoverRequestSchema.safeParse(safeJson(body));
-      if (!parsed.success) continue;
-      const r = parsed.data;
-      const lines = this.journal.get(r.host) ?? [];
-      lines.push(
-        `+${at} ms invoke-${target} ${r.source}/${r.kind} czxid ${r.czxid} startupTime ${r.startupTime} ` +
-          `observedAt +${r.observedAt - this.chaosStart} ms`,
-      );
-      this.journal.set(r.host, lines);
+      if (parsed.success) this.recordRequest(at, `invoke-${target}`, parsed.data);
     }
   }
 
@@ -404,9 +395,6 @@ class ChaosRun {
       diagnostics: this.diagnostics,
     };
   }
-
-  private readonly diagnostics: Record<string, string[]> = {};
-  private mirrorAtEnd: Array<Record<string, AttributeValue>> = [];
 
   private diagnose(
     violations: readonly Violation[],
@@ -858,8 +846,56 @@ class ChaosRun {
         await this.env.agent.overlapWindow(this.target(), action.durationMs);
         return;
       }
-      case 'mutate-item':
+      case 'mutate-item': {
+        if (action.afterFailoverStartMs !== undefined) {
+          const owner = this.plan.items.find((i) => i.key === action.item)?.owner;
+          const host = owner?.kind === 'server' ? this.hostOf(owner.server) : undefined;
+          const killed = owner?.kind === 'server' ? await this.killedAt.get(owner.server) : undefined;
+          await this.waitForLog(
+            (e) =>
+              e.message === 'failover started' && e.host === host && (killed === undefined || e.at >= killed),
+            Math.max(500, this.chaosStart + this.plan.chaosMs + 2_000 - Date.now()),
+          );
+          await sleep(action.afterFailoverStartMs);
+        }
         return this.mutate(action.item, action.change);
+      }
+      case 'zombie-takeover': {
+        let started: LogEvent | undefined;
+        const seen = await this.waitForLog(
+          (e) => {
+            const hit = e.runtime === 'faulty' && e.message === 'failover started' && e.host !== undefined;
+            if (hit) started = e;
+            return hit;
+          },
+          Math.max(500, this.chaosStart + this.plan.chaosMs - Date.now()),
+        );
+        const host = started?.host;
+        const server = [...this.servers.values()].find((s) => s.host === host);
+        const first = server?.incarnations[0];
+        if (!seen || server === undefined || first === undefined) {
+          this.note('zombie takeover: no fault-injecting failover started');
+          return;
+        }
+        await sleep((this.plan.faulty?.leaseMs ?? 0) + action.afterLeaseMs);
+        this.note(
+          `zombie takeover: a healthy function for ${server.name} while the fault-injecting one may stall`,
+        );
+        await this.invoke('healthy', [
+          JSON.stringify(
+            FailoverRequestSchema.parse({
+              kind: 'NodeRemoved',
+              nodeType: server.nodeType,
+              host: server.host,
+              czxid: first.czxid,
+              startupTime: first.startupTime,
+              observedAt: first.removedAt ?? Date.now(),
+              source: 'operator',
+            }),
+          ),
+        ]);
+        return;
+      }
       case 'poison': {
         this.note(`${action.bodies.length} poison message(s) via ${action.via}`);
         if (action.via === 'queue') {

@@ -104,7 +104,14 @@ export type Action =
       readonly kind: 'mutate-item';
       readonly item: string;
       readonly change: 'claim' | 'claim-self' | 'stop' | 'redispatch';
+      /** Change it this long after a failover of its host starts (between that run's read and its write). */
+      readonly afterFailoverStartMs?: number;
     }
+  /**
+   * A healthy function takes the lock over while a fault-injecting one stalls (its `delay` failpoint) past
+   * its lease: the stalled holder wakes up as a zombie.
+   */
+  | { readonly at: number; readonly kind: 'zombie-takeover'; readonly afterLeaseMs: number }
   | { readonly at: number; readonly kind: 'poison'; readonly bodies: readonly string[]; readonly via: Via }
   | {
       readonly at: number;
@@ -371,7 +378,13 @@ export function planRun(seed: number): RunPlan {
             ]);
       if (change === 'redispatch' && !live.some((s) => s.nodeType === 'worker')) continue;
       const from = change === 'claim-self' ? restartAt : killAt;
-      actions.push({ at: tl.int(from, from + 1_200), kind: 'mutate-item', item: item.key, change });
+      actions.push({
+        at: tl.int(from, from + 1_200),
+        kind: 'mutate-item',
+        item: item.key,
+        change,
+        ...(change !== 'claim-self' && tl.chance(0.5) ? { afterFailoverStartMs: tl.int(0, 60) } : {}),
+      });
     }
   }
   if (live.length > 0 && tl.chance(0.3)) {
@@ -397,6 +410,15 @@ export function planRun(seed: number): RunPlan {
       count: tl.int(2, 4),
       target: faulty === null ? 'healthy' : tl.pick(['healthy', 'faulty', 'both'] as const),
     });
+  }
+  if (faulty?.failpoints.includes(':delay-')) {
+    for (let i = 0, n = tl.int(1, 2); i < n; i += 1) {
+      actions.push({
+        at: tl.int(0, Math.floor(chaosMs / 2)),
+        kind: 'zombie-takeover',
+        afterLeaseMs: tl.int(50, 400),
+      });
+    }
   }
   if (faulty !== null) {
     for (let i = 0, n = tl.int(0, 2); i < n; i += 1) {
@@ -463,6 +485,41 @@ function isExecutingInstance(state: string): boolean {
 function isExecutingTask(state: string): boolean {
   return (TASK_FAILOVER_STATES as readonly string[]).includes(state);
 }
+
+/** Every fault kind a plan can exercise (docs/chaos.md describes each). */
+export const allFaultKinds = [
+  'bogus-request',
+  'concurrent-invokes',
+  'continuations',
+  'dynamodb-reply-lost',
+  'dynamodb-server-error',
+  'dynamodb-slow',
+  'dynamodb-throttle',
+  'dynamodb-timeout',
+  'ensemble',
+  'extra-requests',
+  'failpoint-exit',
+  'failpoint-throw',
+  'failpoint-zombie',
+  'kill-containers',
+  'kill-server',
+  'mutate-item',
+  'outage',
+  'poison',
+  'restart-during-failover',
+  'restart-server',
+  'sqs-reply-lost',
+  'sqs-server-error',
+  'sqs-slow',
+  'sqs-throttle',
+  'sqs-timeout',
+  'sweep',
+  'watcher-expire',
+  'watcher-overlap',
+  'zk-member-kill',
+  'zk-restart',
+  'zombie-takeover',
+] as const;
 
 /** Which fault kinds a plan exercises (for coverage reports and the CI seed set). */
 export function faultKindsOf(plan: RunPlan): string[] {

@@ -1,0 +1,190 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: the edits are source code text with template literals
+// Mutation proof of the chaos suite: each mutation reverts one safety measure of the failover (DESIGN.md
+// section 5) in a throw-away copy of the working tree, never in the tree itself, so no weakened code path can
+// reach production or another engineer's test run. `bin/chaos.ts --mutant <name>` prepares the copy and runs
+// the chaos suite in it; a violation means the suite "kills" the mutant.
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface Edit {
+  readonly file: string;
+  readonly find: string;
+  readonly replace: string;
+}
+
+export interface Mutation {
+  readonly name: string;
+  readonly reverts: string;
+  readonly edits: readonly Edit[];
+}
+
+const fenceClause =
+  '(attribute_not_exists(#fence) OR attribute_not_exists(#fenceLock) OR #fenceLock <> :lock OR #fence <= :fence)';
+
+/** A condition that always holds but still uses its placeholders (DynamoDB rejects unused ones). */
+const always = (condition: string) => `(${condition} OR NOT ${condition})`;
+
+export const mutations: readonly Mutation[] = [
+  {
+    name: 'fence-condition',
+    reverts:
+      'the fence condition: an item write no longer requires that no newer fence of the same lock wrote it',
+    edits: [
+      { file: 'lib/store/instances.ts', find: `'${fenceClause}',`, replace: `'${always(fenceClause)}',` },
+    ],
+  },
+  {
+    name: 'instance-condition',
+    reverts:
+      'the instance condition: an item write no longer requires the item to still match what was read ' +
+      '(host, state, failover count, start/restart/submit time); only the fence clause is left',
+    edits: [
+      {
+        file: 'lib/store/instances.ts',
+        find: "  return [\n    '#host = :host',\n    '#state = :state',",
+        replace:
+          "  return [\n    '(#host = :host OR NOT #host = :host)',\n    '(#state = :state OR NOT #state = :state)',",
+      },
+      {
+        file: 'lib/store/instances.ts',
+        find: "failoverCount === undefined ? 'attribute_not_exists(#failoverCount)' : '#failoverCount = :previousCount',",
+        replace:
+          "failoverCount === undefined ? '(attribute_not_exists(#failoverCount) OR attribute_exists(#failoverCount))' : '(#failoverCount = :previousCount OR NOT #failoverCount = :previousCount)',",
+      },
+      {
+        file: 'lib/store/instances.ts',
+        find: "ConditionExpression: [failoverCondition(item.failoverCount), ...times].join(' AND '),",
+        replace:
+          "ConditionExpression: [failoverCondition(item.failoverCount), ...times.map((t) => `(${t} OR NOT ${t})`)].join(' AND '),",
+      },
+      {
+        file: 'lib/store/tasks.ts',
+        find: 'ConditionExpression: `${failoverCondition(item.failoverCount)} AND #submitTime = :submitTime`,',
+        replace:
+          'ConditionExpression: `${failoverCondition(item.failoverCount)} AND (#submitTime = :submitTime OR NOT #submitTime = :submitTime)`,',
+      },
+    ],
+  },
+  {
+    name: 'deterministic-id',
+    reverts: 'the deterministic command id: each command gets a random id suffix (a retry writes a new id)',
+    edits: [
+      {
+        file: 'lib/failover/rules.ts',
+        find: 'return toFifoSafeId(`recover/${instanceId}/${generation}`);',
+        replace:
+          'return toFifoSafeId(`recover/${instanceId}/${generation}/${Math.random().toString(36).slice(2, 10)}`);',
+      },
+      {
+        file: 'lib/failover/rules.ts',
+        find: 'return toFifoSafeId(`task-failover/${taskId}/${generation}`);',
+        replace:
+          'return toFifoSafeId(`task-failover/${taskId}/${generation}/${Math.random().toString(36).slice(2, 10)}`);',
+      },
+    ],
+  },
+  {
+    name: 'transaction',
+    reverts:
+      'the transaction: the item update and its command are written one after the other, not atomically',
+    edits: [
+      {
+        file: 'lib/store/failover-writes.ts',
+        find: "  TransactWriteItemsCommand,\n} from '@aws-sdk/client-dynamodb';",
+        replace:
+          "  TransactWriteItemsCommand,\n  UpdateItemCommand,\n  PutItemCommand,\n  ConditionalCheckFailedException,\n} from '@aws-sdk/client-dynamodb';",
+      },
+      {
+        file: 'lib/store/failover-writes.ts',
+        find:
+          '      await this.dynamodb.send(\n' +
+          '        new TransactWriteItemsCommand({ TransactItems: items, ClientRequestToken: randomUUID() }),\n' +
+          '      );\n' +
+          "      return { status: 'committed' };",
+        replace: `      void TransactWriteItemsCommand;
+      void randomUUID;
+      for (const [index, item] of items.entries()) {
+        try {
+          if (item.Update) await this.dynamodb.send(new UpdateItemCommand(item.Update as never));
+          else if (item.Put) await this.dynamodb.send(new PutItemCommand(item.Put as never));
+        } catch (error: unknown) {
+          if (!(error instanceof ConditionalCheckFailedException)) throw error;
+          const failed = writes[Math.floor(index / 2)];
+          return {
+            status: 'cancelled',
+            conditionFailed: failed ? [failed.item.id] : [],
+            retryable: false,
+            reasons: ['ConditionalCheckFailed'],
+          };
+        }
+      }
+      return { status: 'committed' };`,
+      },
+    ],
+  },
+];
+
+export class MutationError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MutationError';
+  }
+}
+
+const excluded = new Set(['node_modules', '.local', '.git', '.serverless', '.esbuild', '.serverless-ci']);
+
+/** `a` or `a+b` (several measures reverted at once: the layers of defence behind each other). */
+export function findMutations(name: string): Mutation[] {
+  return name.split('+').map((part) => {
+    const mutation = mutations.find((m) => m.name === part);
+    if (mutation === undefined) {
+      throw new MutationError(
+        `unknown mutation ${part} (one of: ${mutations.map((m) => m.name).join(', ')})`,
+      );
+    }
+    return mutation;
+  });
+}
+
+/**
+ * Copies the working tree (without node_modules, which is linked) to a temporary directory and applies the
+ * mutation there. Fails if a snippet it replaces is not found exactly once (the code moved on: update the
+ * mutation). Returns the copy's directory; the caller removes it with `removeMutant`.
+ */
+export function prepareMutant(projectRoot: string, name: string): string {
+  const chosen = findMutations(name);
+  const dir = mkdtempSync(join(tmpdir(), `zkf-mutant-${chosen.map((m) => m.name).join('+')}-`));
+  try {
+    for (const entry of readdirSync(projectRoot)) {
+      if (excluded.has(entry)) continue;
+      cpSync(join(projectRoot, entry), join(dir, entry), { recursive: true });
+    }
+    symlinkSync(join(projectRoot, 'node_modules'), join(dir, 'node_modules'), 'dir');
+    for (const mutation of chosen) {
+      for (const edit of mutation.edits) {
+        const path = join(dir, edit.file);
+        const text = readFileSync(path, 'utf8');
+        const count = text.split(edit.find).length - 1;
+        if (count !== 1) {
+          throw new MutationError(
+            `${mutation.name}: expected the snippet once in ${edit.file}, found it ${count} time(s)`,
+          );
+        }
+        writeFileSync(
+          path,
+          text.replace(edit.find, () => edit.replace),
+        );
+      }
+    }
+    return dir;
+  } catch (error: unknown) {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+export function removeMutant(dir: string): void {
+  if (!dir.startsWith(tmpdir())) throw new MutationError(`refusing to remove ${dir}`);
+  rmSync(dir, { recursive: true, force: true });
+}
