@@ -18,8 +18,13 @@ export interface FailoverRecordControl {
   retryAfter(receiptHandle: string, seconds: number): Promise<void>;
 }
 
-/** Group of every poison message in the (FIFO) dead-letter queue; the dedup id is the source message id. */
-export const POISON_GROUP_ID = 'poison';
+/**
+ * Group of a poison message in the (FIFO) dead-letter queue: one group per message, since poison messages
+ * have no order among themselves and a shared group would let a reader see only one at a time (a FIFO
+ * queue holds back the rest of a group while one of its messages is in flight). The dedup id is the
+ * source message id.
+ */
+export const poisonGroupId = (messageId: string): string => toFifoSafeId(`poison/${messageId}`);
 
 export class SqsFailoverRecordControl implements FailoverRecordControl {
   constructor(
@@ -37,7 +42,7 @@ export class SqsFailoverRecordControl implements FailoverRecordControl {
       new SendMessageCommand({
         QueueUrl: this.urls.deadLetterQueue,
         MessageBody: record.body,
-        MessageGroupId: POISON_GROUP_ID,
+        MessageGroupId: poisonGroupId(record.messageId),
         MessageDeduplicationId: toFifoSafeId(record.messageId),
         MessageAttributes: attributes,
       }),

@@ -445,15 +445,19 @@ describe('zkf dlq', () => {
   it('lists poison with its reason without consuming it, and re-drives the valid messages only', async () => {
     const host = '10.3.0.1:5678';
     await putInstance('d-1', host, 'RUNNING_EXECUTION');
-    // Poison through the real path: the failover function dead-letters it with a RejectReason.
-    await stack.clients.sqs.send(
-      new SendMessageCommand({
-        QueueUrl: stack.info.queues.failover,
-        MessageBody: 'this is not json',
-        MessageGroupId: 'junk',
-        MessageDeduplicationId: 'junk-1',
-      }),
-    );
+    // Poison through the real path: the failover function dead-letters it with a RejectReason. Several
+    // of them, from several groups: each must be listed (none hidden behind another in its FIFO group).
+    const junk = ['this is not json', '{"kind":"NodeRemoved"}', '[]'];
+    for (const [i, body] of junk.entries()) {
+      await stack.clients.sqs.send(
+        new SendMessageCommand({
+          QueueUrl: stack.info.queues.failover,
+          MessageBody: body,
+          MessageGroupId: `junk-${i % 2}`,
+          MessageDeduplicationId: `junk-${i}`,
+        }),
+      );
+    }
     // A valid request that (say) failed five times and was moved by SQS.
     const request = {
       kind: 'NodeRemoved',
@@ -474,7 +478,7 @@ describe('zkf dlq', () => {
     );
     await eventually('the poison in the DLQ', async () => {
       const d = await queueDepth(stack.clients.sqs, stack.info.queues.failoverDlq);
-      return d.visible >= 2 ? d : undefined;
+      return d.visible >= junk.length + 1 ? d : undefined;
     });
 
     interface DlqJson {
@@ -487,15 +491,21 @@ describe('zkf dlq', () => {
       }>;
     }
     const listed = await localJson<DlqJson>(['dlq', 'list']);
-    expect(listed.listed).toBe(2);
+    expect(listed.listed).toBe(junk.length + 1);
     const poison = listed.messages.find((m) => m.body === 'this is not json');
     expect(poison?.rejectReason).toMatch(/not valid JSON/);
     expect(poison?.parsed).toBeNull();
+    expect(listed.messages.filter((m) => m.parsed === null).map((m) => m.body)).toEqual(
+      expect.arrayContaining(junk),
+    );
+    for (const m of listed.messages.filter((x) => x.parsed === null)) expect(m.rejectReason).toBeTruthy();
     const valid = listed.messages.find((m) => m.parsed !== null);
     expect(valid?.parsed).toMatchObject({ host, source: 'watcher' });
     expect(valid?.rejectReason).toBeNull();
     // Not consumed: visible again at once.
-    expect((await queueDepth(stack.clients.sqs, stack.info.queues.failoverDlq)).visible).toBe(2);
+    expect((await queueDepth(stack.clients.sqs, stack.info.queues.failoverDlq)).visible).toBe(
+      junk.length + 1,
+    );
     const human = await local(['dlq', 'list']);
     expect(human.stdout).toMatch(
       /reason: +body is not valid JSON .*\(RejectReason, set by the failover function: poison\)/,
@@ -507,9 +517,9 @@ describe('zkf dlq', () => {
       'redrive',
     ]);
     expect(redrive.moved).toEqual([expect.objectContaining({ groupId: `master/${host}` })]);
-    expect(redrive.skippedPoison).toBe(1);
+    expect(redrive.skippedPoison).toBe(junk.length);
     const left = await queueDepth(stack.clients.sqs, stack.info.queues.failoverDlq);
-    expect(left.visible + left.inFlight).toBe(1);
+    expect(left.visible + left.inFlight).toBe(junk.length);
     // The re-driven request is processed by the failover function.
     await eventually('d-1 failed over', async () => {
       const i = (await byId(stack.info.tables.instances)).get('d-1');

@@ -196,7 +196,7 @@ async function listDlq(context: CommandContext): Promise<number> {
     out.push(
       `(${total - messages.length} more not shown: ${
         messages.length >= max ? '--max, or ' : ''
-      }FIFO hides a message group's later messages while its first ones are in flight, and listing must not consume them. All poison shares the group "poison", so only its first message shows; \`zkf dlq redrive\` goes through every group.)`,
+      }FIFO hides a message group's later messages while its first ones are in flight, and listing must not consume them; \`zkf dlq redrive\` goes through every group.)`,
     );
   }
   context.print(out.join('\n'), result);
@@ -277,8 +277,8 @@ counts as a receive). For each: when it was sent, its receive count, its message
 attribute the failover function sets on poison (malformed, oversized or hostile bodies), or, when there is
 none, that SQS moved it after maxReceiveCount failed attempts; the request or command it holds, if valid.
 Listing cannot consume, and FIFO queues hide a message group's later messages while its first ones are in
-flight: only the first message(s) of each group show (all poison shares the group "poison"); the total is
-the queue's approximate depth.`,
+flight: only the first message(s) of each group show (each poison message has a group of its own); the
+total is the queue's approximate depth.`,
   options: [queueOption, { name: 'max', value: 'N', description: 'list at most N messages (default 100)' }],
   run: listDlq,
 };
