@@ -14,6 +14,21 @@ describe('documentation matches the code', () => {
       expect(doc, name).toMatch(new RegExp(`^\\| \`${name}\` +\\|`, 'm'));
   });
 
+  it('states each setting default as lib/config.ts has it', () => {
+    const doc = read('docs/configuration.md');
+    for (const [name, schema] of Object.entries(settings)) {
+      const cell = doc.match(new RegExp(`^\\| \`${name}\` +\\| ([^|]+?) +\\|`, 'm'))?.[1] ?? '';
+      const parsed = schema.safeParse(undefined);
+      if (!parsed.success) {
+        expect(cell, name).toBe('(required)');
+        continue;
+      }
+      const value = parsed.data;
+      if (value === undefined) expect(cell, name).toMatch(/^(none|`none`|`\/[^`]*<stage>[^`]*`)$/);
+      else expect(cell.replaceAll('`', ''), name).toBe(String(value));
+    }
+  });
+
   it('names only deploy parameters that serverless.yml declares, and all of them', () => {
     const doc = read('docs/deploy.md');
     const table = doc.slice(doc.indexOf('## Parameters'), doc.indexOf('## First deploy'));
