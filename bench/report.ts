@@ -83,6 +83,8 @@ export function formatText(r: BenchResults): string {
         'vs floor',
         'vs outbox floor',
         'vs sequential',
+        'floor vs seq',
+        'DDB cores fn/floor/seq',
         'DDB CPU µs/inst fn/floor/outbox',
       ],
       r.throughput.map((t) => [
@@ -96,6 +98,8 @@ export function formatText(r: BenchResults): string {
         t.vsFloor.toFixed(2),
         t.vsOutboxFloor.toFixed(2),
         `${t.vsBaseline.toFixed(1)}x`,
+        `${t.floorVsBaseline.toFixed(1)}x`,
+        `${t.dynamoCores.function}/${t.dynamoCores.floor}/${t.dynamoCores.baseline}`,
         `${t.dynamoCpuUsPerInstance.function}/${t.dynamoCpuUsPerInstance.floor}/${t.dynamoCpuUsPerInstance.outboxFloor}`,
       ]),
     ),

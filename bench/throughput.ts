@@ -81,9 +81,13 @@ export interface ThroughputResult {
   vsBaseline: number;
   vsFloor: number;
   vsOutboxFloor: number;
+  /** The floor's own ratio to the sequential approach: what no implementation's vsBaseline can exceed. */
+  floorVsBaseline: number;
   floorConfig: { batchSize: number; concurrency: number };
   /** DynamoDB Local CPU per instance failed over (µs, medians): where a CPU-bound local service goes. */
   dynamoCpuUsPerInstance: { function: number; floor: number; outboxFloor: number; baseline: number };
+  /** Cores of DynamoDB Local busy during each (rate x CPU per instance): about 1 = the service is the limit. */
+  dynamoCores: { function: number; floor: number; baseline: number };
   rounds: Array<{ functionPerSecond: number; floorPerSecond: number; outboxFloorPerSecond: number }>;
   baselineSampled: number;
   /** Peak resident memory of the function's container after this measurement, MB. */
@@ -396,12 +400,18 @@ export class ThroughputBench {
       vsBaseline: round(perSecond / baseline.perSecond, 2),
       vsFloor: round(perSecond / floorPerSecond, 2),
       vsOutboxFloor: round(perSecond / outboxFloorPerSecond, 2),
+      floorVsBaseline: round(floorPerSecond / baseline.perSecond, 2),
       floorConfig: { batchSize, concurrency },
       dynamoCpuUsPerInstance: {
         function: round(med((r) => r.function.dynamoCpuUs)),
         floor: round(med((r) => r.floor.dynamoCpuUs)),
         outboxFloor: round(med((r) => r.outboxFloor.dynamoCpuUs)),
         baseline: round(baseline.dynamoCpuUs),
+      },
+      dynamoCores: {
+        function: round((perSecond * med((r) => r.function.dynamoCpuUs)) / 1e6, 2),
+        floor: round((floorPerSecond * med((r) => r.floor.dynamoCpuUs)) / 1e6, 2),
+        baseline: round((baseline.perSecond * baseline.dynamoCpuUs) / 1e6, 2),
       },
       rounds: rounds.map((r) => ({
         functionPerSecond: round(r.function.perSecond),

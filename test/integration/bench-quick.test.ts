@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { formatSummary, summarize } from '../../bench/summarize.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const out = mkdtempSync(join(tmpdir(), 'zkf-bench-'));
@@ -64,8 +65,19 @@ describe('bench --quick', () => {
         floorPerSecond: finiteNumber,
         vsBaseline: finiteNumber,
         vsFloor: finiteNumber,
+        outboxFloorPerSecond: finiteNumber,
+        floorVsBaseline: finiteNumber,
+        dynamoCores: { function: finiteNumber, floor: finiteNumber, baseline: finiteNumber },
       });
     }
+    // The median summary of runs (here one, twice) carries each run's figures.
+    const file = join(out, 'latest.json');
+    const summary = summarize([file, file]);
+    expect(summary.throughput.map((t) => t.perSecond.runs)).toEqual(
+      throughput.map((t) => [t.perSecond, t.perSecond]),
+    );
+    expect(summary.scale.duplicates.median).toBe((results.scale as { duplicates: number }).duplicates);
+    expect(formatSummary(summary)).toContain('| detection p99, after the raw watch |');
     const scale = results.scale as { instances: number; invocations: number };
     expect(scale.invocations).toBeGreaterThan(1);
     const html = readFileSync(join(out, 'latest.html'), 'utf8');

@@ -1,0 +1,164 @@
+// The median of several benchmark runs (the figures the issue notes and bench/README.md quote), per field,
+// with the spread: each run's JSON (`--out DIR` of bench/run.ts) in, one table and one JSON out.
+//
+//   node --import tsx bench/summarize.ts [--json FILE] RUN.json RUN.json RUN.json
+import { readFileSync, writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import type { BenchResults } from './report.ts';
+import { median, round } from './support.ts';
+
+interface Figure {
+  median: number;
+  runs: number[];
+}
+
+export interface BenchSummary {
+  runs: Array<{ file: string; startedAt: string; commit: string; dirty: boolean; loadAverage: number[] }>;
+  detection: Record<'p50Ms' | 'p99Ms' | 'rawP99Ms', Figure>;
+  throughput: Array<
+    { instances: number; latencyMs: number } & Record<
+      | 'perSecond'
+      | 'baselinePerSecond'
+      | 'floorPerSecond'
+      | 'outboxFloorPerSecond'
+      | 'vsBaseline'
+      | 'vsFloor',
+      Figure
+    > & { floorVsBaseline: Figure; outboxFloorVsFloor: Figure; outboxFloorVsBaseline: Figure }
+  >;
+  scale: Record<'seconds' | 'invocations' | 'duplicates' | 'missing' | 'peakRssMb', Figure>;
+  cost: Record<'writeUnitsPer1000' | 'sqsRequestsPer1000', Figure>;
+}
+
+const figure = (values: number[], digits = 2): Figure => ({
+  median: round(median(values), digits),
+  runs: values.map((v) => round(v, digits)),
+});
+
+export function summarize(files: string[]): BenchSummary {
+  const results = files.map((file) => JSON.parse(readFileSync(file, 'utf8')) as BenchResults);
+  const first = results[0];
+  if (first === undefined) throw new Error('no result files given');
+  const rowsOf = (r: BenchResults, instances: number, latencyMs: number) => {
+    const row = r.throughput.find((t) => t.instances === instances && t.latencyMs === latencyMs);
+    if (row === undefined) throw new Error(`a run has no throughput row N=${instances}, ${latencyMs} ms`);
+    return row;
+  };
+  return {
+    runs: results.map((r, i) => ({
+      file: files[i] ?? '',
+      startedAt: r.startedAt,
+      commit: r.commit,
+      dirty: r.dirty,
+      loadAverage: r.machine.loadAverage,
+    })),
+    detection: {
+      p50Ms: figure(
+        results.map((r) => r.detection.p50Ms),
+        1,
+      ),
+      p99Ms: figure(
+        results.map((r) => r.detection.p99Ms),
+        1,
+      ),
+      rawP99Ms: figure(
+        results.map((r) => r.detection.rawP99Ms),
+        1,
+      ),
+    },
+    throughput: first.throughput.map(({ instances, latencyMs }) => {
+      const rows = results.map((r) => rowsOf(r, instances, latencyMs));
+      const pick = (f: (t: (typeof rows)[number]) => number, digits = 2) => figure(rows.map(f), digits);
+      return {
+        instances,
+        latencyMs,
+        perSecond: pick((t) => t.perSecond, 0),
+        baselinePerSecond: pick((t) => t.baselinePerSecond, 1),
+        floorPerSecond: pick((t) => t.floorPerSecond, 0),
+        outboxFloorPerSecond: pick((t) => t.outboxFloorPerSecond, 0),
+        vsBaseline: pick((t) => t.vsBaseline),
+        vsFloor: pick((t) => t.vsFloor),
+        floorVsBaseline: pick((t) => t.floorPerSecond / t.baselinePerSecond),
+        outboxFloorVsFloor: pick((t) => t.outboxFloorPerSecond / t.floorPerSecond),
+        outboxFloorVsBaseline: pick((t) => t.outboxFloorPerSecond / t.baselinePerSecond),
+      };
+    }),
+    scale: {
+      seconds: figure(
+        results.map((r) => r.scale.seconds),
+        1,
+      ),
+      invocations: figure(
+        results.map((r) => r.scale.invocations),
+        0,
+      ),
+      duplicates: figure(
+        results.map((r) => r.scale.duplicates),
+        0,
+      ),
+      missing: figure(
+        results.map((r) => r.scale.missing),
+        0,
+      ),
+      peakRssMb: figure(
+        results.map((r) => r.scale.peakRssMb),
+        1,
+      ),
+    },
+    cost: {
+      writeUnitsPer1000: figure(
+        results.map((r) => r.cost.writeUnitsPer1000),
+        1,
+      ),
+      sqsRequestsPer1000: figure(
+        results.map((r) => r.cost.sqsRequestsPer1000),
+        1,
+      ),
+    },
+  };
+}
+
+/** Markdown, for bench/README.md: each figure as `median (run, run, run)`. */
+export function formatSummary(s: BenchSummary): string {
+  const f = (x: Figure, suffix = '') => `${x.median}${suffix} (${x.runs.join(', ')})`;
+  const lines = [
+    `Median of ${s.runs.length} runs (each run's value in brackets); commits ${[...new Set(s.runs.map((r) => r.commit.slice(0, 10) + (r.dirty ? '+dirty' : '')))].join(', ')}.`,
+    '',
+    '| figure | median (runs) |',
+    '| --- | --- |',
+    `| detection p50, after the raw watch | ${f(s.detection.p50Ms, ' ms')} |`,
+    `| detection p99, after the raw watch | ${f(s.detection.p99Ms, ' ms')} |`,
+    `| raw watch p99, after the delete | ${f(s.detection.rawP99Ms, ' ms')} |`,
+    '',
+    '| N | latency | function /s | floor /s | outbox floor /s | sequential /s | vs floor | vs sequential | floor vs sequential | outbox floor vs floor | outbox floor vs sequential |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    ...s.throughput.map(
+      (t) =>
+        `| ${t.instances} | ${t.latencyMs} ms | ${f(t.perSecond)} | ${f(t.floorPerSecond)} | ${f(t.outboxFloorPerSecond)} | ${f(t.baselinePerSecond)} | ${f(t.vsFloor)} | ${f(t.vsBaseline, 'x')} | ${f(t.floorVsBaseline, 'x')} | ${f(t.outboxFloorVsFloor)} | ${f(t.outboxFloorVsBaseline, 'x')} |`,
+    ),
+    '',
+    '| scale | median (runs) |',
+    '| --- | --- |',
+    `| seconds | ${f(s.scale.seconds)} |`,
+    `| invocations | ${f(s.scale.invocations)} |`,
+    `| duplicates / missing | ${f(s.scale.duplicates)} / ${f(s.scale.missing)} |`,
+    `| peak RSS | ${f(s.scale.peakRssMb, ' MB')} |`,
+    `| write units per 1,000 | ${f(s.cost.writeUnitsPer1000)} |`,
+    `| SQS requests per 1,000 | ${f(s.cost.sqsRequestsPer1000)} |`,
+  ];
+  return lines.join('\n');
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { values, positionals } = parseArgs({
+    options: { json: { type: 'string' } },
+    allowPositionals: true,
+  });
+  if (positionals.length === 0) {
+    console.error('usage: node --import tsx bench/summarize.ts [--json FILE] RUN.json [RUN.json ...]');
+    process.exit(2);
+  }
+  const summary = summarize(positionals);
+  if (values.json) writeFileSync(values.json, `${JSON.stringify(summary, null, 2)}\n`);
+  console.log(formatSummary(summary));
+}
