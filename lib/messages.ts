@@ -1,5 +1,8 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { isHostPort, maxServerNameLength } from './hosts.ts';
+
+export { isHostPort };
 
 /** Largest accepted queue message body, in UTF-8 bytes. Checked before any parsing. */
 export const MAX_MESSAGE_BYTES = 16 * 1024;
@@ -16,34 +19,10 @@ export const MAX_FIFO_ID_CHARS = 128;
 // ---------------------------------------------------------------------------------------------------------
 // Hosts
 
-const IPV4_OCTET = '(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])';
-const IPV4 = new RegExp(`^${IPV4_OCTET}(?:\\.${IPV4_OCTET}){3}$`);
-const DNS_LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
-const HOST_PORT = /^([A-Za-z0-9.-]{1,253}):([1-9][0-9]{0,4})$/;
-const DIGITS_AND_DOTS = /^[0-9.]+$/;
-
-function isHostName(host: string): boolean {
-  // Something that looks numeric must be a real IPv4 address: `999.1.1.1` is not a DNS name.
-  if (DIGITS_AND_DOTS.test(host)) return IPV4.test(host);
-  return host.length <= 253 && host.split('.').every((label) => DNS_LABEL.test(label));
-}
-
-/**
- * True for `ip:port` or `hostname:port` exactly as DolphinScheduler registers servers: an IPv4 dotted quad
- * (octets 0-255, no leading zeros) or a DNS name (letters, digits, dots, dashes), then a port 1-65535.
- * Empty, wildcard or partial hosts are rejected: an empty host must never mean "all hosts" (#5044).
- */
-export function isHostPort(value: string): boolean {
-  const match = HOST_PORT.exec(value);
-  if (!match) return false;
-  const [, host = '', port = ''] = match;
-  return Number(port) <= 65_535 && isHostName(host);
-}
-
 export const HostPortSchema = z
   .string()
-  .max(253 + 6, { message: 'host is too long' })
-  .refine(isHostPort, { message: 'must be "ip:port" or "hostname:port" with a port 1-65535' });
+  .max(maxServerNameLength, { message: 'host is too long' })
+  .refine(isHostPort, { message: 'must be "ip:port", "hostname:port" or "[ipv6]:port" with a port 1-65535' });
 
 // ---------------------------------------------------------------------------------------------------------
 // Failover requests

@@ -1,4 +1,6 @@
-import { isIPv4, isIPv6 } from 'node:net';
+import { parseServerName, type ServerName } from '../hosts.ts';
+
+export { parseServerName, type ServerName };
 
 /**
  * Registry layouts (DESIGN.md section 3). Pure: path building and strict parsing of znode names.
@@ -16,15 +18,6 @@ export type NodeType = (typeof nodeTypes)[number];
 
 export const defaultLayoutName: LayoutName = 'ds-3';
 export const defaultRegistryRoot = '/dolphinscheduler';
-
-/** A validated server name as registered: `host` is the exact `ip:port` / `hostname:port` string. */
-export interface ServerName {
-  /** The full registered name (`10.0.0.1:5678`), compared exactly, never by substring (DESIGN section 9). */
-  readonly host: string;
-  /** The address part: an IPv4 address, a hostname, or a bracketed IPv6 address (`[::1]`). */
-  readonly address: string;
-  readonly port: number;
-}
 
 export interface DeadServerName {
   readonly nodeType: NodeType;
@@ -56,46 +49,6 @@ export class InvalidLayoutError extends Error {
 export interface LayoutOptions {
   name?: LayoutName;
   root?: string;
-}
-
-const maxServerNameLength = 300;
-const portPattern = /^[1-9][0-9]{0,4}$/;
-// RFC 1123 labels, plus `_` (Docker Compose style container names are used as hostnames).
-const hostnameLabelPattern = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
-const numericLabelPattern = /^[0-9]+$/;
-// Canonical dotted quad only: `010.0.0.1` would be a second spelling of a host that exact matching misses.
-const ipv4Pattern = /^(?:0|[1-9][0-9]{0,2})(?:\.(?:0|[1-9][0-9]{0,2})){3}$/;
-
-function isValidHostname(name: string): boolean {
-  if (name.length === 0 || name.length > 253) return false;
-  const labels = name.split('.');
-  if (!labels.every((label) => hostnameLabelPattern.test(label))) return false;
-  // A numeric last label means an IPv4 address or nothing (`999.1.1.1`, `1.2.3`, `x_10.0.0.1`: RFC 3696).
-  return !numericLabelPattern.test(labels[labels.length - 1] ?? '');
-}
-
-/**
- * Strictly parses a registry child name `ip:port`, `hostname:port` or `[ipv6]:port`.
- * Returns null for anything else (spaces, `..`, slashes, control characters, missing or invalid port,
- * bare IPv6, non-canonical IPv4). Never throws.
- */
-export function parseServerName(name: string): ServerName | null {
-  if (typeof name !== 'string' || name.length === 0 || name.length > maxServerNameLength) return null;
-  const colon = name.lastIndexOf(':');
-  if (colon <= 0) return null;
-  const address = name.slice(0, colon);
-  const portText = name.slice(colon + 1);
-  if (!portPattern.test(portText)) return null;
-  const port = Number(portText);
-  if (port > 65_535) return null;
-  if (address.startsWith('[')) {
-    if (!address.endsWith(']') || !isIPv6(address.slice(1, -1))) return null;
-  } else if (ipv4Pattern.test(address)) {
-    if (!isIPv4(address)) return null;
-  } else if (!isValidHostname(address)) {
-    return null;
-  }
-  return { host: name, address, port };
 }
 
 /** A ds-1.3 worker group name: one path segment, printable, not `.`/`..`. */

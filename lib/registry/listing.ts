@@ -1,4 +1,4 @@
-import { isHostPort, type NodeType } from '../messages.ts';
+import type { NodeType } from '../messages.ts';
 import { parseHeartbeat } from './heartbeat.ts';
 import { isValidGroupName, parseServerName, type RegistryLayout } from './layout.ts';
 import {
@@ -58,8 +58,6 @@ export class RegistryView {
   readonly #parents = new Map<string, ParentListing>();
   /** By znode path. */
   readonly #nodes = new Map<string, NodeObservation>();
-  /** Registered names that are not `ip:port` as the failover messages require (logged, kept for liveness). */
-  readonly #unsupported = new Map<string, { nodeType: NodeType; name: string }>();
   readonly #oddNamesLogged = new Set<string>();
 
   constructor(session: ZkSession, options: RegistryViewOptions) {
@@ -104,7 +102,6 @@ export class RegistryView {
       }
       return;
     }
-    this.#forgetUnsupportedUnder(path);
     const names = listed.children.filter((name) => this.#acceptName(path, kind, name));
     const listing: ParentListing = {
       path,
@@ -149,11 +146,10 @@ export class RegistryView {
     return serversFromNodes(this.#nodes.values());
   }
 
-  /** Hosts registered now, by type, exact names (including names the messages cannot carry). */
+  /** Hosts registered now, by type, exact names. */
   liveHosts(): Record<NodeType, Set<string>> {
     const live: Record<NodeType, Set<string>> = { master: new Set(), worker: new Set() };
     for (const node of this.#nodes.values()) live[node.nodeType].add(node.host);
-    for (const { nodeType, name } of this.#unsupported.values()) live[nodeType].add(name);
     return live;
   }
 
@@ -209,12 +205,6 @@ export class RegistryView {
       this.#logOdd(key, 'ignoring an odd registry node name', parent, name);
       return false;
     }
-    if (!isHostPort(name)) {
-      // Registered, so live; but a failover request cannot name it. Kept out of the mirror.
-      this.#unsupported.set(key, { nodeType: kind.nodeType, name });
-      this.#logOdd(key, 'registered server name not supported by failover requests', parent, name);
-      return false;
-    }
     return true;
   }
 
@@ -227,13 +217,6 @@ export class RegistryView {
   #forgetNodesUnder(parent: string): void {
     for (const path of [...this.#nodes.keys()]) {
       if (path.startsWith(`${parent}/`)) this.#nodes.delete(path);
-    }
-    this.#forgetUnsupportedUnder(parent);
-  }
-
-  #forgetUnsupportedUnder(parent: string): void {
-    for (const key of [...this.#unsupported.keys()]) {
-      if (key.startsWith(`${parent}/`)) this.#unsupported.delete(key);
     }
   }
 

@@ -266,22 +266,29 @@ describe('watcher against real ZooKeeper, DynamoDB Local and the SQS emulator', 
       '10.1.0.13',
       '10.1.0.14:99999',
       'a b:1',
-      '[::1]:5678',
-      'compose_x:1',
+      '[::1:5678',
+      '010.1.0.16:5678',
     ]) {
       await session.create(`${parent}/${odd}`, 'junk', { ephemeral: true });
+    }
+    // Unusual but valid names: a bracketed IPv6 address and a Compose-style hostname are servers.
+    for (const unusual of ['[::1]:5678', 'compose_x:1']) {
+      await session.create(`${parent}/${unusual}`, ds3Heartbeat(Date.now()), { ephemeral: true });
     }
     await session.create(`${parent}/10.1.0.15:5678/child`, '').catch(() => undefined);
     const window = startWindow(stack, { root });
     const row = await mirrored(stack, `master/${garbage}`);
     await mirrored(stack, 'master/10.1.0.11:5678');
     await mirrored(stack, 'master/10.1.0.12:5678');
+    await mirrored(stack, 'master/[::1]:5678');
+    await mirrored(stack, 'master/compose_x:1');
     const rows = await serverStore(stack).scan();
 
     await session.remove(`${parent}/${garbage}`);
     await session.remove(`${parent}/not-a-server`);
     await session.remove(`${parent}/[::1]:5678`);
     const request = await reader.waitForHost(garbage);
+    const ipv6 = await reader.waitForHost('[::1]:5678');
     await sleep(300);
     const summary = await window.stop();
 
@@ -292,9 +299,11 @@ describe('watcher against real ZooKeeper, DynamoDB Local and the SQS emulator', 
         .map((r) => r.host)
         .sort(),
     ).toEqual(expect.arrayContaining(['10.1.0.10:5678', '10.1.0.11:5678', '10.1.0.12:5678']));
-    expect(rows.some((r) => ['not-a-server', '[::1]:5678', 'compose_x:1'].includes(r.host))).toBe(false);
+    expect(rows.some((r) => ['not-a-server', '[::1:5678', '010.1.0.16:5678'].includes(r.host))).toBe(false);
+    expect(rows.filter((r) => ['[::1]:5678', 'compose_x:1'].includes(r.host))).toHaveLength(2);
     expect(request).toMatchObject({ host: garbage, startupTime: row.startupTime });
-    expect(summary.removalsRelayed).toBe(1);
+    expect(ipv6).toMatchObject({ kind: 'NodeRemoved', nodeType: 'master', host: '[::1]:5678' });
+    expect(summary.removalsRelayed).toBe(2);
   });
 
   it('writes a dead-server marker (F9) when enabled', async () => {

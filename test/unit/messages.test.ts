@@ -17,6 +17,7 @@ import {
   type RecoveryCommand,
   type TaskFailoverNotice,
 } from '../../lib/messages.ts';
+import { parseServerName } from '../../lib/registry/layout.ts';
 
 const GOOD: FailoverRequestInput = {
   kind: 'NodeRemoved',
@@ -108,12 +109,15 @@ describe('parseFailoverRequest: hostile and malformed host strings', () => {
     ['10.0.0.1:5678 '],
     ['10.0.0.1:5678\n'],
     ['10.0.0.1:5678:1'],
-    ['[::1]:5678'],
+    ['::1:5678'],
+    ['[::1:5678'],
+    ['[not-ipv6]:5678'],
+    ['[::1]'],
     ['-host:1'],
     ['host-:1'],
     ['a..b:1'],
     ['host.:1'],
-    ['under_score:1'],
+    ['_.:1'],
     ['mäster:5678'],
     ['１０.0.0.1:5678'],
     ['10.0.0.1：5678'],
@@ -125,6 +129,16 @@ describe('parseFailoverRequest: hostile and malformed host strings', () => {
     const reason = rejectionOf(body({ host }));
 
     expect(reason).toMatch(/^host: /);
+  });
+
+  it.each([
+    ['[::1]:5678'],
+    ['[fe80::1ff:fe23:4567:890a]:80'],
+    ['compose_worker_1:1234'],
+    ['ds-worker-0.ds-worker-headless.default.svc.cluster.local:1234'],
+  ])('accepts host %j, as the registry does: whatever can register can be failed over', (host) => {
+    expect(parseServerName(host)).not.toBeNull();
+    expect(parseFailoverRequest(JSON.stringify({ ...GOOD, host })).ok).toBe(true);
   });
 
   it.each([[null], [0], [['10.0.0.1:5678']], [{}]])('rejects a non-string host %j', (host) => {
