@@ -23,6 +23,8 @@ export interface ScaleOptions {
   deadlineMarginMs: number;
   /** Give up after this long (the phase then reports what it found). */
   limitMs: number;
+  /** More environment of the function (its batch size and concurrency, when compared). */
+  env?: Record<string, string>;
 }
 
 export interface ScaleResult {
@@ -66,7 +68,7 @@ export async function measureScale(stack: LocalStack, options: ScaleOptions): Pr
   const runtime = startLocalRuntime(stack, {
     functions: ['failover'],
     timeoutMs: { failover: options.timeoutMs },
-    env: { failover: { DEADLINE_MARGIN_MS: String(options.deadlineMarginMs) } },
+    env: { failover: { ...options.env, DEADLINE_MARGIN_MS: String(options.deadlineMarginMs) } },
     sqsConcurrency: 1,
     maxContainers: 1,
   });
