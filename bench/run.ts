@@ -123,24 +123,25 @@ function evaluateTargets(results: Omit<BenchResults, 'targets'>): TargetCheck[] 
   }
   for (const t of results.throughput) {
     // What no implementation can beat on this service (measured in the same rounds): bare transactions
-    // (the floor) for the ratio to the sequential approach, and the floor plus the outbox the data contract
-    // asks for (send, then mark enqueued) for both ratios. DynamoDB Local runs its writes on about one core
-    // (`dynamoCores`), so on this machine it, not the round trips, bounds every approach but the sequential.
+    // (the floor) for the ratio to the sequential approach, and for both ratios the contract floor: the
+    // floor plus the outbox the data contract asks for (send, then mark enqueued) plus the reads that find
+    // the host's instances. DynamoDB Local runs on about one core (`dynamoCores`), so on this machine it,
+    // not the round trips, bounds every approach but the sequential.
     const cores = `DynamoDB Local busy ${t.dynamoCores.floor.toFixed(2)} cores under the floor`;
     const floorNote = (ratio: number, wanted: number, unit: string, outbox: number) => {
       if (ratio >= wanted) return undefined;
       if (t.floorVsBaseline < wanted && unit === 'x')
-        return `out of reach here: bare transactions (the floor) reach ${t.floorVsBaseline.toFixed(1)}x, the outbox floor ${outbox.toFixed(1)}x (${cores})`;
+        return `out of reach here: bare transactions (the floor) reach ${t.floorVsBaseline.toFixed(1)}x, the contract floor ${outbox.toFixed(1)}x (${cores})`;
       if (outbox < wanted)
-        return `out of reach here: the outbox floor itself is ${outbox.toFixed(2)}${unit} (${cores})`;
-      return undefined;
+        return `out of reach here: the contract floor (transactions, outbox, reads; no logic) is itself ${outbox.toFixed(2)}${unit} (${cores})`;
+      return `the contract floor reaches ${outbox.toFixed(2)}${unit}; the function is at ${t.vsContractFloor.toFixed(2)} of it`;
     };
     checks.push({
       name: `N=${t.instances}, ${t.latencyMs} ms: share of the floor`,
       target: '>= 0.8',
       value: t.vsFloor.toFixed(2),
       holds: t.vsFloor >= 0.8,
-      note: floorNote(t.vsFloor, 0.8, '', t.outboxFloorPerSecond / t.floorPerSecond),
+      note: floorNote(t.vsFloor, 0.8, '', t.contractFloorPerSecond / t.floorPerSecond),
     });
     const wanted = t.latencyMs > 0 ? 20 : 4;
     checks.push({
@@ -148,7 +149,7 @@ function evaluateTargets(results: Omit<BenchResults, 'targets'>): TargetCheck[] 
       target: `>= ${wanted}x`,
       value: `${t.vsBaseline.toFixed(1)}x`,
       holds: t.vsBaseline >= wanted,
-      note: floorNote(t.vsBaseline, wanted, 'x', t.outboxFloorPerSecond / t.baselinePerSecond),
+      note: floorNote(t.vsBaseline, wanted, 'x', t.contractFloorPerSecond / t.baselinePerSecond),
     });
   }
   const s = results.scale;

@@ -21,10 +21,11 @@ export interface BenchSummary {
       | 'baselinePerSecond'
       | 'floorPerSecond'
       | 'outboxFloorPerSecond'
+      | 'contractFloorPerSecond'
       | 'vsBaseline'
       | 'vsFloor',
       Figure
-    > & { floorVsBaseline: Figure; outboxFloorVsFloor: Figure; outboxFloorVsBaseline: Figure }
+    > & { floorVsBaseline: Figure; contractFloorVsFloor: Figure; contractFloorVsBaseline: Figure }
   >;
   scale: Record<'seconds' | 'invocations' | 'duplicates' | 'missing' | 'peakRssMb', Figure>;
   cost: Record<'writeUnitsPer1000' | 'sqsRequestsPer1000', Figure>;
@@ -76,11 +77,12 @@ export function summarize(files: string[]): BenchSummary {
         baselinePerSecond: pick((t) => t.baselinePerSecond, 1),
         floorPerSecond: pick((t) => t.floorPerSecond, 0),
         outboxFloorPerSecond: pick((t) => t.outboxFloorPerSecond, 0),
+        contractFloorPerSecond: pick((t) => t.contractFloorPerSecond ?? Number.NaN, 0),
         vsBaseline: pick((t) => t.vsBaseline),
         vsFloor: pick((t) => t.vsFloor),
         floorVsBaseline: pick((t) => t.floorPerSecond / t.baselinePerSecond),
-        outboxFloorVsFloor: pick((t) => t.outboxFloorPerSecond / t.floorPerSecond),
-        outboxFloorVsBaseline: pick((t) => t.outboxFloorPerSecond / t.baselinePerSecond),
+        contractFloorVsFloor: pick((t) => (t.contractFloorPerSecond ?? Number.NaN) / t.floorPerSecond),
+        contractFloorVsBaseline: pick((t) => (t.contractFloorPerSecond ?? Number.NaN) / t.baselinePerSecond),
       };
     }),
     scale: {
@@ -130,11 +132,11 @@ export function formatSummary(s: BenchSummary): string {
     `| detection p99, after the raw watch | ${f(s.detection.p99Ms, ' ms')} |`,
     `| raw watch p99, after the delete | ${f(s.detection.rawP99Ms, ' ms')} |`,
     '',
-    '| N | latency | function /s | floor /s | outbox floor /s | sequential /s | vs floor | vs sequential | floor vs sequential | outbox floor vs floor | outbox floor vs sequential |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    '| N | latency | function /s | floor /s | outbox floor /s | contract floor /s | sequential /s | vs floor | vs sequential | floor vs sequential | contract floor vs floor | contract floor vs sequential |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
     ...s.throughput.map(
       (t) =>
-        `| ${t.instances} | ${t.latencyMs} ms | ${f(t.perSecond)} | ${f(t.floorPerSecond)} | ${f(t.outboxFloorPerSecond)} | ${f(t.baselinePerSecond)} | ${f(t.vsFloor)} | ${f(t.vsBaseline, 'x')} | ${f(t.floorVsBaseline, 'x')} | ${f(t.outboxFloorVsFloor)} | ${f(t.outboxFloorVsBaseline, 'x')} |`,
+        `| ${t.instances} | ${t.latencyMs} ms | ${f(t.perSecond)} | ${f(t.floorPerSecond)} | ${f(t.outboxFloorPerSecond)} | ${f(t.contractFloorPerSecond)} | ${f(t.baselinePerSecond)} | ${f(t.vsFloor)} | ${f(t.vsBaseline, 'x')} | ${f(t.floorVsBaseline, 'x')} | ${f(t.contractFloorVsFloor)} | ${f(t.contractFloorVsBaseline, 'x')} |`,
     ),
     '',
     '| scale | median (runs) |',

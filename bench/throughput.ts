@@ -78,17 +78,31 @@ export interface ThroughputResult {
   floorPerSecond: number;
   /** Bare transactions plus the outbox's bare sends and enqueued marks: the ceiling of any outbox. */
   outboxFloorPerSecond: number;
+  /** The outbox floor plus the reads (paging the host's index, next page read ahead): the ceiling of any failover. */
+  contractFloorPerSecond: number;
   vsBaseline: number;
   vsFloor: number;
   vsOutboxFloor: number;
+  vsContractFloor: number;
   /** The floor's own ratio to the sequential approach: what no implementation's vsBaseline can exceed. */
   floorVsBaseline: number;
   floorConfig: { batchSize: number; concurrency: number };
   /** DynamoDB Local CPU per instance failed over (µs, medians): where a CPU-bound local service goes. */
-  dynamoCpuUsPerInstance: { function: number; floor: number; outboxFloor: number; baseline: number };
+  dynamoCpuUsPerInstance: {
+    function: number;
+    floor: number;
+    outboxFloor: number;
+    contractFloor: number;
+    baseline: number;
+  };
   /** Cores of DynamoDB Local busy during each (rate x CPU per instance): about 1 = the service is the limit. */
   dynamoCores: { function: number; floor: number; baseline: number };
-  rounds: Array<{ functionPerSecond: number; floorPerSecond: number; outboxFloorPerSecond: number }>;
+  rounds: Array<{
+    functionPerSecond: number;
+    floorPerSecond: number;
+    outboxFloorPerSecond: number;
+    contractFloorPerSecond: number;
+  }>;
   baselineSampled: number;
   /** Peak resident memory of the function's container after this measurement, MB. */
   functionPeakRssMb: number;
@@ -196,11 +210,56 @@ export class ThroughputBench {
    */
   async outboxFloor(view: ServiceView, n: number, batchSize: number, concurrency: number): Promise<Timing> {
     const { writes } = await this.prepare(view, n);
+    const timing = await this.timed(writes.length, async () => {
+      const writer = this.outboxWriter(view, concurrency);
+      for (const batch of chunk(writes, batchSize)) await writer.submit(batch);
+      await writer.done();
+    });
+    await purgeQueue(this.stack.clients.sqs, this.stack.info.queues.commands);
+    return timing;
+  }
+
+  /**
+   * The outbox floor plus the reads no implementation can skip: the host's instances are found by paging
+   * its `byHost` index (pages of batch x concurrency, the next page read while this one is written), and
+   * each page's writes are built from what was read. Still no logic (no lock, no liveness, no decisions,
+   * no checks): the ceiling of any failover that keeps the data contract, on the same service.
+   */
+  async contractFloor(view: ServiceView, n: number, batchSize: number, concurrency: number): Promise<Timing> {
+    const host = await this.seed(n);
+    const builder = this.builder(view);
+    const stamp = stampFor(host);
+    const commandsTable = this.stack.info.tables.commands;
+    const timing = await this.timed(n, async () => {
+      const writer = this.outboxWriter(view, concurrency);
+      let next: ReturnType<WriteBuilder['pageByHost']> | undefined = builder.pageByHost(
+        host,
+        batchSize * concurrency,
+      );
+      while (next !== undefined) {
+        const page: Awaited<ReturnType<WriteBuilder['pageByHost']>> = await next;
+        next =
+          page.cursor === undefined
+            ? undefined
+            : builder.pageByHost(host, batchSize * concurrency, page.cursor);
+        for (const batch of chunk(failoverWrites(builder, commandsTable, page.items, stamp), batchSize)) {
+          await writer.submit(batch);
+        }
+      }
+      await writer.done();
+    });
+    await purgeQueue(this.stack.clients.sqs, this.stack.info.queues.commands);
+    return timing;
+  }
+
+  /**
+   * What the data contract's outbox adds to the bare transactions, with no logic: as each transaction
+   * commits, its commands are sent (SendMessageBatch, 10 per call) and marked enqueued (BatchWriteItem, 25
+   * per call), without holding up the next transactions (up to `concurrency` deliveries in flight).
+   * `submit` returns once the batch's transaction has started (waiting for a free slot).
+   */
+  private outboxWriter(view: ServiceView, concurrency: number) {
     const table = this.stack.info.tables.commands;
-    const batches = chunk(writes, batchSize).map((batch) => ({
-      transaction: batch.flat(),
-      commands: batch.map(([, put]) => commandOf(put)),
-    }));
     const deliver = async (commands: CommandMessage[]) => {
       await Promise.all(
         chunk(commands, 10).map((group) =>
@@ -232,18 +291,28 @@ export class ThroughputBench {
         ),
       );
     };
-    const timing = await this.timed(writes.length, async () => {
-      const deliveries = new Set<Promise<void>>();
-      await mapConcurrently(batches, concurrency, async ({ transaction, commands }) => {
-        while (deliveries.size > concurrency) await Promise.race(deliveries);
-        await view.dynamodb.send(new TransactWriteItemsCommand({ TransactItems: transaction }));
-        const delivery: Promise<void> = deliver(commands).finally(() => deliveries.delete(delivery));
-        deliveries.add(delivery);
-      });
-      await Promise.all(deliveries);
-    });
-    await purgeQueue(this.stack.clients.sqs, this.stack.info.queues.commands);
-    return timing;
+    const transactions = new Set<Promise<void>>();
+    const deliveries = new Set<Promise<void>>();
+    return {
+      submit: async (batch: Array<[TransactWriteItem, TransactWriteItem]>) => {
+        while (transactions.size >= concurrency || deliveries.size > concurrency) {
+          await Promise.race([...transactions, ...deliveries]);
+        }
+        const commands = batch.map(([, put]) => commandOf(put));
+        const run: Promise<void> = view.dynamodb
+          .send(new TransactWriteItemsCommand({ TransactItems: batch.flat() }))
+          .then(() => {
+            const delivery: Promise<void> = deliver(commands).finally(() => deliveries.delete(delivery));
+            deliveries.add(delivery);
+          })
+          .finally(() => transactions.delete(run));
+        transactions.add(run);
+      },
+      done: async () => {
+        await Promise.all(transactions);
+        await Promise.all(deliveries);
+      },
+    };
   }
 
   /**
@@ -352,7 +421,7 @@ export class ThroughputBench {
     return results;
   }
 
-  /** Function, floor and outbox floor in interleaved rounds (rotating order); medians, and the ratios. */
+  /** Function and the three floors in interleaved rounds (rotating order); medians, and the ratios. */
   async measure(
     view: ServiceView,
     options: ThroughputOptions,
@@ -362,7 +431,7 @@ export class ThroughputBench {
   ): Promise<ThroughputResult> {
     const n = options.instances;
     const { batchSize, concurrency } = floorConfig;
-    const rounds: Array<{ function: Timing; floor: Timing; outboxFloor: Timing }> = [];
+    const rounds: Array<{ function: Timing; floor: Timing; outboxFloor: Timing; contractFloor: Timing }> = [];
     for (let i = 0; i < options.rounds; i += 1) {
       const runs: Array<[keyof (typeof rounds)[number], () => Promise<Timing>]> = [
         [
@@ -375,6 +444,7 @@ export class ThroughputBench {
         ],
         ['floor', () => this.floor(view, n, batchSize, concurrency)],
         ['outboxFloor', () => this.outboxFloor(view, n, batchSize, concurrency)],
+        ['contractFloor', () => this.contractFloor(view, n, batchSize, concurrency)],
       ];
       // Rotate the order, so a slow spell of the shared machine does not always hit the same one.
       const order = [...runs.slice(i % runs.length), ...runs.slice(0, i % runs.length)];
@@ -383,13 +453,14 @@ export class ThroughputBench {
       const r = round_ as (typeof rounds)[number];
       rounds.push(r);
       note(
-        `  N=${n} latency=${view.latencyMs}ms round ${i + 1}: function ${round(r.function.perSecond)}/s, floor ${round(r.floor.perSecond)}/s, outbox floor ${round(r.outboxFloor.perSecond)}/s (DynamoDB Local CPU per instance: ${round(r.function.dynamoCpuUs)} / ${round(r.floor.dynamoCpuUs)} / ${round(r.outboxFloor.dynamoCpuUs)} µs)`,
+        `  N=${n} latency=${view.latencyMs}ms round ${i + 1}: function ${round(r.function.perSecond)}/s, floor ${round(r.floor.perSecond)}/s, outbox floor ${round(r.outboxFloor.perSecond)}/s, contract floor ${round(r.contractFloor.perSecond)}/s (DynamoDB Local CPU per instance: ${round(r.function.dynamoCpuUs)} / ${round(r.floor.dynamoCpuUs)} / ${round(r.outboxFloor.dynamoCpuUs)} / ${round(r.contractFloor.dynamoCpuUs)} µs)`,
       );
     }
     const med = (pick: (r: (typeof rounds)[number]) => number) => median(rounds.map(pick));
     const perSecond = med((r) => r.function.perSecond);
     const floorPerSecond = med((r) => r.floor.perSecond);
     const outboxFloorPerSecond = med((r) => r.outboxFloor.perSecond);
+    const contractFloorPerSecond = med((r) => r.contractFloor.perSecond);
     return {
       instances: n,
       latencyMs: view.latencyMs,
@@ -397,15 +468,18 @@ export class ThroughputBench {
       baselinePerSecond: round(baseline.perSecond, 1),
       floorPerSecond: round(floorPerSecond),
       outboxFloorPerSecond: round(outboxFloorPerSecond),
+      contractFloorPerSecond: round(contractFloorPerSecond),
       vsBaseline: round(perSecond / baseline.perSecond, 2),
       vsFloor: round(perSecond / floorPerSecond, 2),
       vsOutboxFloor: round(perSecond / outboxFloorPerSecond, 2),
+      vsContractFloor: round(perSecond / contractFloorPerSecond, 2),
       floorVsBaseline: round(floorPerSecond / baseline.perSecond, 2),
       floorConfig: { batchSize, concurrency },
       dynamoCpuUsPerInstance: {
         function: round(med((r) => r.function.dynamoCpuUs)),
         floor: round(med((r) => r.floor.dynamoCpuUs)),
         outboxFloor: round(med((r) => r.outboxFloor.dynamoCpuUs)),
+        contractFloor: round(med((r) => r.contractFloor.dynamoCpuUs)),
         baseline: round(baseline.dynamoCpuUs),
       },
       dynamoCores: {
@@ -417,6 +491,7 @@ export class ThroughputBench {
         functionPerSecond: round(r.function.perSecond),
         floorPerSecond: round(r.floor.perSecond),
         outboxFloorPerSecond: round(r.outboxFloor.perSecond),
+        contractFloorPerSecond: round(r.contractFloor.perSecond),
       })),
       baselineSampled: baseline.count,
       functionPeakRssMb: round(peakRssMb(view.runtime), 1),

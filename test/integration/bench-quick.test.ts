@@ -66,6 +66,8 @@ describe('bench --quick', () => {
         vsBaseline: finiteNumber,
         vsFloor: finiteNumber,
         outboxFloorPerSecond: finiteNumber,
+        contractFloorPerSecond: finiteNumber,
+        vsContractFloor: finiteNumber,
         floorVsBaseline: finiteNumber,
         dynamoCores: { function: finiteNumber, floor: finiteNumber, baseline: finiteNumber },
       });
