@@ -36,7 +36,7 @@ const SIMULATED_LATENCY_MS = 10;
 interface Plan {
   detectionRemovals: number;
   sizes: number[];
-  /** Interleaved rounds (function, floor, outbox floor) per N. */
+  /** Interleaved rounds (function, floor, contract floor) per N. */
   rounds: (instances: number) => number;
   warmUps: number;
   /** Sequential baseline sample per latency. */

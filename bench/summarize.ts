@@ -20,7 +20,6 @@ export interface BenchSummary {
       | 'perSecond'
       | 'baselinePerSecond'
       | 'floorPerSecond'
-      | 'outboxFloorPerSecond'
       | 'contractFloorPerSecond'
       | 'vsBaseline'
       | 'vsFloor',
@@ -76,7 +75,6 @@ export function summarize(files: string[]): BenchSummary {
         perSecond: pick((t) => t.perSecond, 0),
         baselinePerSecond: pick((t) => t.baselinePerSecond, 1),
         floorPerSecond: pick((t) => t.floorPerSecond, 0),
-        outboxFloorPerSecond: pick((t) => t.outboxFloorPerSecond, 0),
         contractFloorPerSecond: pick((t) => t.contractFloorPerSecond ?? Number.NaN, 0),
         vsBaseline: pick((t) => t.vsBaseline),
         vsFloor: pick((t) => t.vsFloor),
@@ -132,11 +130,11 @@ export function formatSummary(s: BenchSummary): string {
     `| detection p99, after the raw watch | ${f(s.detection.p99Ms, ' ms')} |`,
     `| raw watch p99, after the delete | ${f(s.detection.rawP99Ms, ' ms')} |`,
     '',
-    '| N | latency | function /s | floor /s | outbox floor /s | contract floor /s | sequential /s | vs floor | vs sequential | floor vs sequential | contract floor vs floor | contract floor vs sequential |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    '| N | latency | function /s | floor /s | contract floor /s | sequential /s | vs floor | vs sequential | floor vs sequential | contract floor vs floor | contract floor vs sequential |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
     ...s.throughput.map(
       (t) =>
-        `| ${t.instances} | ${t.latencyMs} ms | ${f(t.perSecond)} | ${f(t.floorPerSecond)} | ${f(t.outboxFloorPerSecond)} | ${f(t.contractFloorPerSecond)} | ${f(t.baselinePerSecond)} | ${f(t.vsFloor)} | ${f(t.vsBaseline, 'x')} | ${f(t.floorVsBaseline, 'x')} | ${f(t.contractFloorVsFloor)} | ${f(t.contractFloorVsBaseline, 'x')} |`,
+        `| ${t.instances} | ${t.latencyMs} ms | ${f(t.perSecond)} | ${f(t.floorPerSecond)} | ${f(t.contractFloorPerSecond)} | ${f(t.baselinePerSecond)} | ${f(t.vsFloor)} | ${f(t.vsBaseline, 'x')} | ${f(t.floorVsBaseline, 'x')} | ${f(t.contractFloorVsFloor)} | ${f(t.contractFloorVsBaseline, 'x')} |`,
     ),
     '',
     '| scale | median (runs) |',

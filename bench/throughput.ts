@@ -36,7 +36,7 @@ export interface ServiceView {
   latencyMs: number;
   /** DynamoDB client of the floor and the baseline (through the proxy when latencyMs > 0). */
   dynamodb: DynamoDBClient;
-  /** SQS client and commands queue URL of the outbox floor (through the proxy when latencyMs > 0). */
+  /** SQS client and commands queue URL of the contract floor (through the proxy when latencyMs > 0). */
   sqs: SQSClient;
   commandsQueueUrl: string;
   /** The failover function, configured with the same endpoints. */
@@ -77,12 +77,13 @@ export interface ThroughputResult {
   baselinePerSecond: number;
   floorPerSecond: number;
   /** Bare transactions plus the outbox's bare sends and enqueued marks: the ceiling of any outbox. */
-  outboxFloorPerSecond: number;
-  /** The outbox floor plus the reads (paging the host's index, next page read ahead): the ceiling of any failover. */
+  /**
+   * The floor plus the outbox (send, mark enqueued) plus the reads (paging the host's index, the next page
+   * read ahead), with no logic: the ceiling of any failover that keeps the data contract.
+   */
   contractFloorPerSecond: number;
   vsBaseline: number;
   vsFloor: number;
-  vsOutboxFloor: number;
   vsContractFloor: number;
   /** The floor's own ratio to the sequential approach: what no implementation's vsBaseline can exceed. */
   floorVsBaseline: number;
@@ -91,7 +92,6 @@ export interface ThroughputResult {
   dynamoCpuUsPerInstance: {
     function: number;
     floor: number;
-    outboxFloor: number;
     contractFloor: number;
     baseline: number;
   };
@@ -100,7 +100,6 @@ export interface ThroughputResult {
   rounds: Array<{
     functionPerSecond: number;
     floorPerSecond: number;
-    outboxFloorPerSecond: number;
     contractFloorPerSecond: number;
   }>;
   baselineSampled: number;
@@ -203,24 +202,8 @@ export class ThroughputBench {
   }
 
   /**
-   * The floor plus what the outbox must add by the data contract, still with no logic: as each transaction
-   * commits, its commands are sent (SendMessageBatch, 10 per call) and marked enqueued (BatchWriteItem, 25
-   * per call), without holding up the next transactions (up to `concurrency` deliveries in flight). No
-   * implementation of the outbox can do less on the same service.
-   */
-  async outboxFloor(view: ServiceView, n: number, batchSize: number, concurrency: number): Promise<Timing> {
-    const { writes } = await this.prepare(view, n);
-    const timing = await this.timed(writes.length, async () => {
-      const writer = this.outboxWriter(view, concurrency);
-      for (const batch of chunk(writes, batchSize)) await writer.submit(batch);
-      await writer.done();
-    });
-    await purgeQueue(this.stack.clients.sqs, this.stack.info.queues.commands);
-    return timing;
-  }
-
-  /**
-   * The outbox floor plus the reads no implementation can skip: the host's instances are found by paging
+   * The floor plus the outbox the data contract asks for plus the reads no implementation can skip: the
+   * host's instances are found by paging
    * its `byHost` index (pages of batch x concurrency, the next page read while this one is written), and
    * each page's writes are built from what was read. Still no logic (no lock, no liveness, no decisions,
    * no checks): the ceiling of any failover that keeps the data contract, on the same service.
@@ -396,7 +379,7 @@ export class ThroughputBench {
     await view.runtime.invoke('failover', { Records: [] });
     for (let i = 0; i < times; i += 1) {
       await this.floor(view, n, 25, 8);
-      await this.outboxFloor(view, n, 25, 8);
+      await this.contractFloor(view, n, 25, 8);
       await this.function_(view, n);
     }
     await this.baseline(view, Math.min(n, 50));
@@ -431,7 +414,7 @@ export class ThroughputBench {
   ): Promise<ThroughputResult> {
     const n = options.instances;
     const { batchSize, concurrency } = floorConfig;
-    const rounds: Array<{ function: Timing; floor: Timing; outboxFloor: Timing; contractFloor: Timing }> = [];
+    const rounds: Array<{ function: Timing; floor: Timing; contractFloor: Timing }> = [];
     for (let i = 0; i < options.rounds; i += 1) {
       const runs: Array<[keyof (typeof rounds)[number], () => Promise<Timing>]> = [
         [
@@ -443,7 +426,6 @@ export class ThroughputBench {
           },
         ],
         ['floor', () => this.floor(view, n, batchSize, concurrency)],
-        ['outboxFloor', () => this.outboxFloor(view, n, batchSize, concurrency)],
         ['contractFloor', () => this.contractFloor(view, n, batchSize, concurrency)],
       ];
       // Rotate the order, so a slow spell of the shared machine does not always hit the same one.
@@ -453,13 +435,12 @@ export class ThroughputBench {
       const r = round_ as (typeof rounds)[number];
       rounds.push(r);
       note(
-        `  N=${n} latency=${view.latencyMs}ms round ${i + 1}: function ${round(r.function.perSecond)}/s, floor ${round(r.floor.perSecond)}/s, outbox floor ${round(r.outboxFloor.perSecond)}/s, contract floor ${round(r.contractFloor.perSecond)}/s (DynamoDB Local CPU per instance: ${round(r.function.dynamoCpuUs)} / ${round(r.floor.dynamoCpuUs)} / ${round(r.outboxFloor.dynamoCpuUs)} / ${round(r.contractFloor.dynamoCpuUs)} µs)`,
+        `  N=${n} latency=${view.latencyMs}ms round ${i + 1}: function ${round(r.function.perSecond)}/s, floor ${round(r.floor.perSecond)}/s, contract floor ${round(r.contractFloor.perSecond)}/s (DynamoDB Local CPU per instance: ${round(r.function.dynamoCpuUs)} / ${round(r.floor.dynamoCpuUs)} / ${round(r.contractFloor.dynamoCpuUs)} µs)`,
       );
     }
     const med = (pick: (r: (typeof rounds)[number]) => number) => median(rounds.map(pick));
     const perSecond = med((r) => r.function.perSecond);
     const floorPerSecond = med((r) => r.floor.perSecond);
-    const outboxFloorPerSecond = med((r) => r.outboxFloor.perSecond);
     const contractFloorPerSecond = med((r) => r.contractFloor.perSecond);
     return {
       instances: n,
@@ -467,18 +448,15 @@ export class ThroughputBench {
       perSecond: round(perSecond),
       baselinePerSecond: round(baseline.perSecond, 1),
       floorPerSecond: round(floorPerSecond),
-      outboxFloorPerSecond: round(outboxFloorPerSecond),
       contractFloorPerSecond: round(contractFloorPerSecond),
       vsBaseline: round(perSecond / baseline.perSecond, 2),
       vsFloor: round(perSecond / floorPerSecond, 2),
-      vsOutboxFloor: round(perSecond / outboxFloorPerSecond, 2),
       vsContractFloor: round(perSecond / contractFloorPerSecond, 2),
       floorVsBaseline: round(floorPerSecond / baseline.perSecond, 2),
       floorConfig: { batchSize, concurrency },
       dynamoCpuUsPerInstance: {
         function: round(med((r) => r.function.dynamoCpuUs)),
         floor: round(med((r) => r.floor.dynamoCpuUs)),
-        outboxFloor: round(med((r) => r.outboxFloor.dynamoCpuUs)),
         contractFloor: round(med((r) => r.contractFloor.dynamoCpuUs)),
         baseline: round(baseline.dynamoCpuUs),
       },
@@ -490,7 +468,6 @@ export class ThroughputBench {
       rounds: rounds.map((r) => ({
         functionPerSecond: round(r.function.perSecond),
         floorPerSecond: round(r.floor.perSecond),
-        outboxFloorPerSecond: round(r.outboxFloor.perSecond),
         contractFloorPerSecond: round(r.contractFloor.perSecond),
       })),
       baselineSampled: baseline.count,

@@ -65,7 +65,6 @@ describe('bench --quick', () => {
         floorPerSecond: finiteNumber,
         vsBaseline: finiteNumber,
         vsFloor: finiteNumber,
-        outboxFloorPerSecond: finiteNumber,
         contractFloorPerSecond: finiteNumber,
         vsContractFloor: finiteNumber,
         floorVsBaseline: finiteNumber,
