@@ -4,7 +4,7 @@
 // batch may fail as a whole, the good requests are processed, and each poison message lands in the DLQ once
 // with its RejectReason.
 import { randomUUID } from 'node:crypto';
-import { BatchWriteItemCommand, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import {
   DeleteMessageBatchCommand,
   type Message,
@@ -13,6 +13,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { instanceItem, putInstances } from '../../bench/seed.ts';
 import { type LocalRuntime, startLocalRuntime } from '../../lib/local/runtime.ts';
 import { type LocalStack, startLocalStack } from '../../lib/local/stack.ts';
 import {
@@ -23,7 +24,7 @@ import {
   parseCommandMessage,
 } from '../../lib/messages.ts';
 import { SqsFailoverRequestQueue } from '../../lib/queue/failover-requests.ts';
-import { marshalFlat, unmarshalFlat } from '../../lib/store/attributes.ts';
+import { unmarshalFlat } from '../../lib/store/attributes.ts';
 import { hostileBodies } from './hostile-bodies.ts';
 
 let stack: LocalStack;
@@ -42,25 +43,9 @@ function newHost(): string {
 async function seed(host: string, n: number): Promise<string[]> {
   const prefix = randomUUID().slice(0, 8);
   const ids = Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
-  await stack.clients.dynamodb.send(
-    new BatchWriteItemCommand({
-      RequestItems: {
-        [stack.info.tables.instances]: ids.map((id) => ({
-          PutRequest: {
-            Item: marshalFlat({
-              id,
-              host,
-              state: 'RUNNING_EXECUTION',
-              processDefinitionCode: 1,
-              processDefinitionVersion: 1,
-              executorId: 1,
-              priority: 'MEDIUM',
-              startTime: Date.now() - 3_600_000,
-            }),
-          },
-        })),
-      },
-    }),
+  await putInstances(
+    stack,
+    ids.map((id) => instanceItem({ id, host, startTime: Date.now() - 3_600_000 })),
   );
   return ids;
 }

@@ -4,8 +4,9 @@
 // that new work whenever the membership mirror did not show the new incarnation yet (no watcher running):
 // F3's observation bound did not cover work started between the listing and the send.
 import { randomUUID } from 'node:crypto';
-import { BatchWriteItemCommand, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { instanceItem, putInstances as writeInstances } from '../../bench/seed.ts';
 import {
   type FailoverDeps,
   failOverHost,
@@ -19,7 +20,7 @@ import { SqsCommandQueue } from '../../lib/queue/commands.ts';
 import { type FailoverRequestQueue, SqsFailoverRequestQueue } from '../../lib/queue/failover-requests.ts';
 import { createLayout } from '../../lib/registry/layout.ts';
 import { connectZk, type ZkSession } from '../../lib/registry/zk-client.ts';
-import { marshalFlat, unmarshalFlat } from '../../lib/store/attributes.ts';
+import { unmarshalFlat } from '../../lib/store/attributes.ts';
 import { DynamoCommandStore } from '../../lib/store/commands.ts';
 import { DynamoInstanceStore } from '../../lib/store/instances.ts';
 import { DynamoLockStore } from '../../lib/store/locks.ts';
@@ -50,25 +51,9 @@ const heartbeat = (startupTime: number) =>
   JSON.stringify({ startupTime, reportTime: startupTime, host: 'x', port: 1 });
 
 async function putInstances(ids: readonly string[], startTime: number): Promise<void> {
-  await stack.clients.dynamodb.send(
-    new BatchWriteItemCommand({
-      RequestItems: {
-        [stack.info.tables.instances]: ids.map((id) => ({
-          PutRequest: {
-            Item: marshalFlat({
-              id,
-              host,
-              state: 'RUNNING_EXECUTION',
-              processDefinitionCode: 1,
-              processDefinitionVersion: 1,
-              executorId: 1,
-              priority: 'MEDIUM',
-              startTime,
-            }),
-          },
-        })),
-      },
-    }),
+  await writeInstances(
+    stack,
+    ids.map((id) => instanceItem({ id, host, startTime })),
   );
 }
 
