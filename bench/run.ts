@@ -16,7 +16,7 @@ import { itemSizeBytes, startLatencyProxy } from '../lib/local/latency-proxy.ts'
 import { type LocalRuntime, startLocalRuntime } from '../lib/local/runtime.ts';
 import { type LocalStack, startLocalStack } from '../lib/local/stack.ts';
 import { marshalFlat } from '../lib/store/attributes.ts';
-import { commandItem } from '../lib/store/failover-writes.ts';
+import { commandItem, outboxId, outboxItem } from '../lib/store/commands.ts';
 import { failoverLockName } from '../lib/store/locks.ts';
 import { type DetectionResult, measureDetection } from './detection.ts';
 import { type BenchResults, formatHtml, formatText, type TargetCheck } from './report.ts';
@@ -52,7 +52,7 @@ const plans: Record<'full' | 'quick', Plan> = {
     sizes: [1_000, 10_000],
     rounds: (instances) => (instances >= 10_000 ? 2 : 3),
     baselineSample: (latencyMs) => (latencyMs > 0 ? 500 : 2_000),
-    search: { instances: 500, batchSizes: [25, 50], concurrencies: [2, 4, 8, 16] },
+    search: { instances: 500, batchSizes: [25, 49], concurrencies: [2, 4, 8, 16] },
     scale: { instances: 100_000, timeoutMs: 10_000, deadlineMarginMs: 3_000, limitMs: 360_000 },
   },
   quick: {
@@ -87,8 +87,15 @@ function processCpuMs(pid: number): number {
   }
 }
 
-/** Item sizes of the seeded shape, for the write-unit rules (an Update is charged by the stored item). */
-function itemBytes(): { instanceAfterUpdate: number; command: number } {
+/**
+ * Item sizes of the seeded shape, for the write-unit rules (an Update is charged by the stored item): the
+ * instance, its command, and the outbox record of a transaction of `batchSize` commands.
+ */
+function itemBytes(batchSize: number): {
+  instanceAfterUpdate: number;
+  command: number;
+  outboxRecord: number;
+} {
   const host = '10.0.0.1:5678';
   const instance = instanceItem({ id: 'abcdef12-00000', host });
   const lockName = failoverLockName('master', host);
@@ -104,10 +111,21 @@ function itemBytes(): { instanceAfterUpdate: number; command: number } {
       fenceLock: lockName,
     }),
   );
-  const command = itemSizeBytes(
-    commandItem(buildRecoveryCommand(instance, { fence: 1, now: Date.now(), deadHost: host })),
+  const stamp = { host, fence: 1, lockName, now: Date.now() };
+  const messages = Array.from({ length: batchSize }, (_, i) =>
+    buildRecoveryCommand(
+      { ...instance, id: `abcdef12-${String(i).padStart(5, '0')}` },
+      {
+        fence: 1,
+        now: stamp.now,
+        deadHost: host,
+      },
+    ),
   );
-  return { instanceAfterUpdate: Math.max(before, after), command };
+  const record = outboxId(messages);
+  const command = itemSizeBytes(commandItem(messages[0] as (typeof messages)[0], record));
+  const outboxRecord = itemSizeBytes(outboxItem(record, messages, stamp));
+  return { instanceAfterUpdate: Math.max(before, after), command, outboxRecord };
 }
 
 function evaluateTargets(results: Omit<BenchResults, 'targets'>): TargetCheck[] {
@@ -216,7 +234,7 @@ export async function runBench(options: {
   const stack: LocalStack = await startLocalStack({
     queueOverrides: { FailoverQueue: { VisibilityTimeout: '5' } },
   });
-  const bytes = itemBytes();
+  const bytes = itemBytes(tuning.FAILOVER_BATCH_SIZE);
   const ddbProxy = await startLatencyProxy({
     target: stack.info.dynamodb,
     delayMs: SIMULATED_LATENCY_MS,
@@ -401,8 +419,12 @@ export async function runBench(options: {
       writeUnitsPer1000: counts ? per1000(counts.counts.dynamodb.writeUnits, counts.instances) : 0,
       sqsRequestsPer1000: counts ? per1000(counts.counts.sqs.requests, counts.instances) : 0,
       dynamodbRequestsPer1000: counts ? per1000(dynamoRequests, counts.instances) : 0,
-      floorWriteUnitsPer1000:
-        1_000 * (unitsPerItem(bytes.instanceAfterUpdate, 2) + unitsPerItem(bytes.command, 2)),
+      floorWriteUnitsPer1000: round(
+        1_000 *
+          (unitsPerItem(bytes.instanceAfterUpdate, 2) +
+            unitsPerItem(bytes.command, 2) +
+            unitsPerItem(bytes.outboxRecord, 2) / tuning.FAILOVER_BATCH_SIZE),
+      ),
       baselineWriteUnitsPer1000:
         1_000 * (unitsPerItem(bytes.instanceAfterUpdate, 1) + unitsPerItem(bytes.command, 1)),
       basis: {

@@ -2,16 +2,13 @@
 // event source, partial batch responses) with a reduced function timeout, so the work spans many
 // invocations chained by continuation requests. Verified twice: every command item in the commands table,
 // and every message drained from the commands queue.
-import {
-  type AttributeValue,
-  BatchGetItemCommand,
-  type BatchGetItemCommandOutput,
-} from '@aws-sdk/client-dynamodb';
 import { mapConcurrently } from '../lib/failover/concurrency.ts';
 import { recoveryCommandId } from '../lib/failover/rules.ts';
 import { startLocalRuntime } from '../lib/local/runtime.ts';
 import type { LocalStack } from '../lib/local/stack.ts';
 import { SqsFailoverRequestQueue } from '../lib/queue/failover-requests.ts';
+import { batchGetConsistent } from '../lib/store/attributes.ts';
+import { commandsWithOutboxState } from '../lib/store/commands.ts';
 import { seededId, seedManyInstances, uniqueHost } from './seed.ts';
 import { CommandTally, failoverRequest, note, purgeQueue, queueDepth, round, sleep } from './support.ts';
 
@@ -147,13 +144,15 @@ export async function measureScale(stack: LocalStack, options: ScaleOptions): Pr
 /**
  * Reads back every command item the run had to write (`recover/<instance>/1`, consistent reads) and probes
  * for a second generation (`recover/<instance>/2`, which a repeated failover of the same instance would
- * have written). Reads only these keys, so the cost does not grow with what else the table holds.
+ * have written); then reads the outbox records the commands name, to count those still pending. Reads only
+ * these keys, so the cost does not grow with what else the table holds.
  */
 async function readCommands(
   stack: LocalStack,
   prefix: string,
   n: number,
 ): Promise<{ found: number; missing: number; secondGeneration: number; pending: number }> {
+  const { dynamodb } = stack.clients;
   const table = stack.info.tables.commands;
   const totals = { found: 0, missing: 0, secondGeneration: 0, pending: 0 };
   const slices = Array.from({ length: Math.ceil(n / 50) }, (_, i) => i);
@@ -162,31 +161,23 @@ async function readCommands(
     for (let i = slice * 50; i < Math.min(n, slice * 50 + 50); i += 1) ids.push(seededId(prefix, i));
     const wanted = new Set(ids.map((id) => recoveryCommandId(id, 1)));
     const second = new Set(ids.map((id) => recoveryCommandId(id, 2)));
-    let keys: Array<Record<string, AttributeValue>> | undefined = [...wanted, ...second].map((id) => ({
-      id: { S: id },
-    }));
-    const seen = new Set<string>();
-    while (keys !== undefined && keys.length > 0) {
-      const out: BatchGetItemCommandOutput = await stack.clients.dynamodb.send(
-        new BatchGetItemCommand({
-          RequestItems: {
-            [table]: { Keys: keys, ConsistentRead: true, ProjectionExpression: 'id, pending, enqueuedAt' },
-          },
-        }),
-      );
-      for (const item of out.Responses?.[table] ?? []) {
-        const id = item.id?.S ?? '';
-        seen.add(id);
-        if (second.has(id)) totals.secondGeneration += 1;
-        if (wanted.has(id) && (item.pending !== undefined || item.enqueuedAt === undefined))
-          totals.pending += 1;
-      }
-      keys = out.UnprocessedKeys?.[table]?.Keys;
-    }
+    const items = await batchGetConsistent(dynamodb, table, [...wanted, ...second]);
+    const seen = new Set(items.map((item) => item.id?.S ?? ''));
+    for (const id of seen) if (second.has(id)) totals.secondGeneration += 1;
     for (const id of wanted) {
       if (seen.has(id)) totals.found += 1;
       else totals.missing += 1;
     }
+    const written = items.filter((item) => wanted.has(item.id?.S ?? ''));
+    const states = commandsWithOutboxState([
+      ...written,
+      ...(await batchGetConsistent(
+        dynamodb,
+        table,
+        written.flatMap((item) => item.outbox?.S ?? []),
+      )),
+    ]);
+    totals.pending += states.filter((c) => c.pending !== undefined || c.enqueuedAt === undefined).length;
   });
   return totals;
 }

@@ -2,7 +2,6 @@
 // handler in a local Lambda container), next to (a) the naive sequential approach and (b) the write floor,
 // on the same seeded data shape, in one run, with interleaved rounds.
 import {
-  BatchWriteItemCommand,
   type DynamoDBClient,
   PutItemCommand,
   QueryCommand,
@@ -23,9 +22,8 @@ import {
   commandGroupId,
   type RecoveryCommand,
 } from '../lib/messages.ts';
-import { marshalFlat } from '../lib/store/attributes.ts';
-import { parseCommandItem } from '../lib/store/commands.ts';
-import { commandItem, type FailoverWrite, type FenceStamp } from '../lib/store/failover-writes.ts';
+import { commandItem, DynamoCommandStore, outboxId } from '../lib/store/commands.ts';
+import { type FailoverWrite, type FenceStamp, failoverTransaction } from '../lib/store/failover-writes.ts';
 import { DynamoInstanceStore } from '../lib/store/instances.ts';
 import { failoverLockName } from '../lib/store/locks.ts';
 import { seedManyInstances, uniqueHost } from './seed.ts';
@@ -114,27 +112,28 @@ class WriteBuilder extends DynamoInstanceStore {
   }
 }
 
-/** The writes of the failover of `items`: per instance its conditional update and its command put. */
-function failoverWrites(
-  builder: WriteBuilder,
-  commandsTable: string,
-  items: readonly ProcessInstance[],
-  stamp: FenceStamp,
-): Array<[TransactWriteItem, TransactWriteItem]> {
+type Write = FailoverWrite<ProcessInstance, RecoveryCommand>;
+
+/** The failover of each of `items`: its generation and its command. */
+function failoverWrites(items: readonly ProcessInstance[], stamp: FenceStamp): Write[] {
   return items.map((item) => {
     const message = buildRecoveryCommand(item, { fence: stamp.fence, now: stamp.now, deadHost: stamp.host });
-    const write = { item, generation: message.generation, message };
-    return [
-      builder.updateOf(write, stamp),
-      {
-        Put: {
-          TableName: commandsTable,
-          Item: commandItem(message),
-          ConditionExpression: 'attribute_not_exists(id)',
-        },
-      },
-    ];
+    return { item, generation: message.generation, message };
   });
+}
+
+/** One transaction per batch, with exactly the function's items (updates, command puts, outbox record). */
+function transactions(
+  builder: WriteBuilder,
+  commandsTable: string,
+  writes: readonly Write[],
+  batchSize: number,
+  stamp: FenceStamp,
+): Array<{ items: TransactWriteItem[]; outboxId: string; commands: RecoveryCommand[] }> {
+  return chunk(writes, batchSize).map((batch) => ({
+    ...failoverTransaction(batch, (w) => builder.updateOf(w, stamp), commandsTable, stamp),
+    commands: batch.map((w) => w.message),
+  }));
 }
 
 async function readHost(builder: WriteBuilder, host: string, limit?: number): Promise<ProcessInstance[]> {
@@ -179,25 +178,19 @@ export class ThroughputBench {
     return { perSecond: (n / ms) * 1_000, dynamoCpuUs: ((this.dynamoCpuMs() - cpu) / n) * 1_000 };
   }
 
-  /** A seeded host's instances and their failover writes, prepared before any timing. */
-  private async prepare(view: ServiceView, n: number) {
-    const host = await this.seed(n);
-    const builder = this.builder(view);
-    const items = await readHost(builder, host);
-    const writes = failoverWrites(builder, this.stack.info.tables.commands, items, stampFor(host));
-    return { host, writes };
-  }
-
   /** Bare TransactWriteItems: every batch prepared beforehand, `concurrency` in flight, nothing else. */
   async floor(view: ServiceView, n: number, batchSize: number, concurrency: number): Promise<Timing> {
-    const { writes } = await this.prepare(view, n);
-    const transactions = chunk(writes, batchSize).map((batch) => batch.flat());
+    const host = await this.seed(n);
+    const builder = this.builder(view);
+    const stamp = stampFor(host);
+    const writes = failoverWrites(await readHost(builder, host), stamp);
+    const prepared = transactions(builder, this.stack.info.tables.commands, writes, batchSize, stamp);
     const timing = await this.timed(writes.length, () =>
-      mapConcurrently(transactions, concurrency, (TransactItems) =>
-        view.dynamodb.send(new TransactWriteItemsCommand({ TransactItems })),
+      mapConcurrently(prepared, concurrency, ({ items }) =>
+        view.dynamodb.send(new TransactWriteItemsCommand({ TransactItems: items })),
       ),
     );
-    await this.settle(writes);
+    await this.settle(prepared.map((t) => t.outboxId));
     return timing;
   }
 
@@ -225,8 +218,9 @@ export class ThroughputBench {
           page.cursor === undefined
             ? undefined
             : builder.pageByHost(host, batchSize * concurrency, page.cursor);
-        for (const batch of chunk(failoverWrites(builder, commandsTable, page.items, stamp), batchSize)) {
-          await writer.submit(batch);
+        const writes = failoverWrites(page.items, stamp);
+        for (const transaction of transactions(builder, commandsTable, writes, batchSize, stamp)) {
+          await writer.submit(transaction);
         }
       }
       await writer.done();
@@ -237,13 +231,13 @@ export class ThroughputBench {
 
   /**
    * What the data contract's outbox adds to the bare transactions, with no logic: as each transaction
-   * commits, its commands are sent (SendMessageBatch, 10 per call) and marked enqueued (BatchWriteItem, 25
-   * per call), without holding up the next transactions (up to `concurrency` deliveries in flight).
+   * commits, its commands are sent (SendMessageBatch, 10 per call) and its outbox record marked enqueued
+   * (one UpdateItem), without holding up the next transactions (up to `concurrency` deliveries in flight).
    * `submit` returns once the batch's transaction has started (waiting for a free slot).
    */
   private outboxWriter(view: ServiceView, concurrency: number) {
-    const table = this.stack.info.tables.commands;
-    const deliver = async (commands: CommandMessage[]) => {
+    const outbox = new DynamoCommandStore(view.dynamodb, this.stack.info.tables.commands);
+    const deliver = async (record: string, commands: CommandMessage[]) => {
       await Promise.all(
         chunk(commands, 10).map((group) =>
           view.sqs.send(
@@ -259,33 +253,25 @@ export class ThroughputBench {
           ),
         ),
       );
-      const now = Date.now();
-      await Promise.all(
-        chunk(commands, 25).map((group) =>
-          view.dynamodb.send(
-            new BatchWriteItemCommand({
-              RequestItems: {
-                [table]: group.map((c) => ({
-                  PutRequest: { Item: { ...marshalFlat(c), enqueuedAt: { N: String(now) } } },
-                })),
-              },
-            }),
-          ),
-        ),
-      );
+      await outbox.markEnqueued(record, Date.now());
     };
     const transactions = new Set<Promise<void>>();
     const deliveries = new Set<Promise<void>>();
     return {
-      submit: async (batch: Array<[TransactWriteItem, TransactWriteItem]>) => {
+      submit: async (transaction: {
+        items: TransactWriteItem[];
+        outboxId: string;
+        commands: CommandMessage[];
+      }) => {
         while (transactions.size >= concurrency || deliveries.size > concurrency) {
           await Promise.race([...transactions, ...deliveries]);
         }
-        const commands = batch.map(([, put]) => commandOf(put));
         const run: Promise<void> = view.dynamodb
-          .send(new TransactWriteItemsCommand({ TransactItems: batch.flat() }))
+          .send(new TransactWriteItemsCommand({ TransactItems: transaction.items }))
           .then(() => {
-            const delivery: Promise<void> = deliver(commands).finally(() => deliveries.delete(delivery));
+            const delivery: Promise<void> = deliver(transaction.outboxId, transaction.commands).finally(() =>
+              deliveries.delete(delivery),
+            );
             deliveries.add(delivery);
           })
           .finally(() => transactions.delete(run));
@@ -299,44 +285,42 @@ export class ThroughputBench {
   }
 
   /**
-   * Takes the commands the floor or the baseline wrote out of the `pending` index (untimed), as the
-   * function's outbox does for its own: otherwise every later failover run would page through them when it
-   * looks for its host's leftover commands, and measure this harness instead of itself.
+   * Takes the outbox records the floor wrote out of the `pending` index (untimed), as the function's outbox
+   * does for its own: otherwise every later failover run would page through them when it looks for its
+   * host's leftover commands, and measure this harness instead of itself.
    */
-  private async settle(writes: ReadonlyArray<[TransactWriteItem, TransactWriteItem]>): Promise<void> {
-    const table = this.stack.info.tables.commands;
-    const items = writes.flatMap(([, put]) => (put.Put?.Item ? [put.Put.Item] : []));
-    await mapConcurrently(chunk(items, 25), 4, async (batch) => {
-      let requests = batch.map((item) => {
-        const { pending: _pending, ...rest } = item;
-        return { PutRequest: { Item: { ...rest, enqueuedAt: { N: String(Date.now()) } } } };
-      });
-      while (requests.length > 0) {
-        const out = await this.stack.clients.dynamodb.send(
-          new BatchWriteItemCommand({ RequestItems: { [table]: requests } }),
-        );
-        requests = (out.UnprocessedItems?.[table] ?? []) as typeof requests;
-      }
-    });
+  private async settle(records: readonly string[]): Promise<void> {
+    const outbox = new DynamoCommandStore(this.stack.clients.dynamodb, this.stack.info.tables.commands);
+    await mapConcurrently(records, 4, (record) => outbox.markEnqueued(record, Date.now()));
   }
 
-  /** The naive approach: read the host's instances, then per instance one UpdateItem and one PutItem. */
+  /**
+   * The naive approach: read the host's instances, then per instance one UpdateItem and one PutItem (the
+   * same conditional update, and the same command item; no outbox, as the original had none).
+   */
   async baseline(view: ServiceView, n: number): Promise<Baseline> {
     const host = await this.seed(n);
     const builder = this.builder(view);
     const stamp = stampFor(host);
-    let writes: Array<[TransactWriteItem, TransactWriteItem]> = [];
+    const table = this.stack.info.tables.commands;
+    let count = 0;
     const timing = await this.timed(n, async () => {
-      const items = await readHost(builder, host);
-      writes = failoverWrites(builder, this.stack.info.tables.commands, items, stamp);
-      for (const [update, put] of writes) {
-        if (!update.Update || !put.Put) throw new Error('unexpected write shape');
-        await view.dynamodb.send(new UpdateItemCommand(update.Update));
-        await view.dynamodb.send(new PutItemCommand(put.Put));
+      const writes = failoverWrites(await readHost(builder, host), stamp);
+      for (const write of writes) {
+        const update = builder.updateOf(write, stamp).Update;
+        if (update === undefined) throw new Error('unexpected write shape');
+        await view.dynamodb.send(new UpdateItemCommand(update));
+        await view.dynamodb.send(
+          new PutItemCommand({
+            TableName: table,
+            Item: commandItem(write.message, outboxId([write.message])),
+            ConditionExpression: 'attribute_not_exists(id)',
+          }),
+        );
       }
+      count = writes.length;
     });
-    await this.settle(writes);
-    return { ...timing, count: writes.length };
+    return { ...timing, count };
   }
 
   /** The real failover function, one direct invocation for the whole host. */
@@ -474,13 +458,6 @@ export class ThroughputBench {
       functionPeakRssMb: round(peakRssMb(view.runtime), 1),
     };
   }
-}
-
-/** The command a command put writes (parsed back with the store's own schema check). */
-function commandOf(put: TransactWriteItem): CommandMessage {
-  const command = parseCommandItem(put.Put?.Item ?? {});
-  if (command === undefined) throw new Error('the command put does not hold a valid command');
-  return command;
 }
 
 export interface ProxyCounts {

@@ -52,8 +52,11 @@ export const settings = {
     .transform((v) => v === 'true'),
   /** Lease of the per-host failover lock; renewed between pages. */
   LOCK_LEASE_MS: positiveInt.default(30_000),
-  /** Instances per DynamoDB transaction (each instance is two items: update + command). */
-  FAILOVER_BATCH_SIZE: z.coerce.number().int().min(1).max(50).default(50),
+  /**
+   * Instances per DynamoDB transaction: each is two items (update + command), plus one outbox record per
+   * transaction, within DynamoDB's 100 items.
+   */
+  FAILOVER_BATCH_SIZE: z.coerce.number().int().min(1).max(49).default(49),
   /** Transactions in flight at once. */
   FAILOVER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   /** Stop taking new pages when less than this much time is left; send a continuation instead. */

@@ -16,7 +16,7 @@ import { RegistryView } from '../registry/listing.ts';
 import type { MirrorRow, ServerObservation } from '../registry/membership.ts';
 import { connectZk } from '../registry/zk-client.ts';
 import { readNumber, readString, str } from '../store/attributes.ts';
-import { parseCommandItem } from '../store/commands.ts';
+import { parsePendingItem } from '../store/commands.ts';
 import { DynamoServerStore } from '../store/servers.ts';
 
 export interface QueueDepth {
@@ -135,7 +135,7 @@ export interface PendingCommands {
   malformed: number;
 }
 
-/** Commands written but not marked enqueued (the sparse `pending` index of the outbox). */
+/** Commands written but not known to be on the queue (the outbox records of the sparse `pending` index). */
 export async function readPendingCommands(
   dynamodb: DynamoDBClient,
   table: string,
@@ -153,22 +153,22 @@ export async function readPendingCommands(
     },
   )) {
     for (const item of page.Items ?? []) {
-      const command = parseCommandItem(item);
-      if (command === undefined) {
+      const entry = parsePendingItem(item);
+      if (entry === undefined) {
         result.malformed += 1;
         continue;
       }
-      result.count += 1;
-      result.byHost[command.failedHost] = (result.byHost[command.failedHost] ?? 0) + 1;
-      if (result.oldestCreatedAt === undefined || command.createdAt < result.oldestCreatedAt) {
-        result.oldestCreatedAt = command.createdAt;
+      result.count += entry.commandIds.length;
+      result.byHost[entry.failedHost] = (result.byHost[entry.failedHost] ?? 0) + entry.commandIds.length;
+      if (result.oldestCreatedAt === undefined || entry.createdAt < result.oldestCreatedAt) {
+        result.oldestCreatedAt = entry.createdAt;
       }
-      if (result.sample.length < sampleSize) {
+      for (const id of entry.commandIds.slice(0, sampleSize - result.sample.length)) {
         result.sample.push({
-          id: command.id,
-          type: command.type,
-          failedHost: command.failedHost,
-          createdAt: command.createdAt,
+          id,
+          type: entry.type,
+          failedHost: entry.failedHost,
+          createdAt: entry.createdAt,
         });
       }
     }

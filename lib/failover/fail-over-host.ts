@@ -21,7 +21,7 @@ import {
   deliverPendingCommands,
   type OutboxDeps,
 } from '../queue/outbox.ts';
-import type { CommandStore } from '../store/commands.ts';
+import type { CommandStore, OutboxBatch } from '../store/commands.ts';
 import type { FailoverWrite, FenceStamp, HostItemStore, Page } from '../store/failover-writes.ts';
 import type { InstanceStore } from '../store/instances.ts';
 import {
@@ -335,8 +335,8 @@ interface BatchContext {
 /**
  * Keeps up to `concurrency` failover transactions in flight across page boundaries (a page's slowest
  * transaction does not hold the next page back), and streams what they wrote to the outbox: each committed
- * batch's commands are sent and marked enqueued at once, up to `concurrency` deliveries in flight, while
- * later transactions run. Tracks which pages are fully written, so a failed run can leave a checkpoint
+ * transaction's commands are sent and its outbox record marked enqueued at once, up to `concurrency`
+ * deliveries in flight, while later transactions run. Tracks which pages are fully written, so a failed run can leave a checkpoint
  * that skips only finished work.
  */
 class WritePipeline<T extends { id: string }, M extends CommandMessage> {
@@ -344,7 +344,7 @@ class WritePipeline<T extends { id: string }, M extends CommandMessage> {
   private readonly inFlight = new Set<Promise<void>>();
   private readonly deliveries = new Set<Promise<void>>();
   private readonly pages: Array<{ start: string | undefined; open: number; failed: boolean }> = [];
-  private written: M[] = [];
+  private written: OutboxBatch[] = [];
   private error: { reason: unknown } | undefined;
 
   constructor(
@@ -374,9 +374,9 @@ class WritePipeline<T extends { id: string }, M extends CommandMessage> {
       const run: Promise<void> = commitBatch(this.target, batch, context, this.stats, this.deps.log)
         .then(
           (written) => {
-            this.stats.failedOver += written.length;
+            for (const batch of written) this.stats.failedOver += batch.commands.length;
             this.written.push(...written);
-            this.deliver(false);
+            this.deliver();
           },
           (reason: unknown) => {
             this.error ??= { reason };
@@ -401,7 +401,7 @@ class WritePipeline<T extends { id: string }, M extends CommandMessage> {
   /** Waits for everything in flight, without throwing (cleanup after an error). */
   async settle(): Promise<void> {
     await Promise.all(this.inFlight);
-    this.deliver(true);
+    this.deliver();
     await Promise.all(this.deliveries);
   }
 
@@ -416,14 +416,12 @@ class WritePipeline<T extends { id: string }, M extends CommandMessage> {
   }
 
   /**
-   * Starts sending what is written, one batch's worth per delivery (`all`: the remainder too). A failed
-   * delivery fails the run; its commands stay pending for the retry (or the sweep) to send.
+   * Starts sending what is written, one committed transaction per delivery. A failed delivery fails the
+   * run; its outbox record stays pending for the retry (or the sweep) to send.
    */
-  private deliver(all: boolean): void {
-    const unit = this.deps.settings.batchSize;
-    while (this.written.length >= unit || (all && this.written.length > 0)) {
-      const messages = this.written.splice(0, unit);
-      const delivery: Promise<void> = deliverCommands(this.outbox, messages, () => this.deps.clock.now())
+  private deliver(): void {
+    for (const batch of this.written.splice(0)) {
+      const delivery: Promise<void> = deliverCommands(this.outbox, batch, () => this.deps.clock.now())
         .then(
           (enqueued) => {
             this.stats.commandsEnqueued += enqueued;
@@ -468,7 +466,8 @@ function isOwnWrite(item: object, generation: number, stamp: FenceStamp): boolea
  * Writes one batch (one transaction when all goes well). On cancellation: items whose condition failed
  * are re-read and re-decided (still eligible -> retried with the fresh state; ours already -> counted as
  * written; otherwise skipped); the rest is retried, after a jittered backoff for conflicts and throttling.
- * Returns the commands that are now written.
+ * Returns the commands that are now written: per committed transaction with its outbox record, and the
+ * ones found already written by this holding without one (their record is looked up when delivered).
  */
 async function commitBatch<T extends { id: string }, M extends CommandMessage>(
   target: Target<T, M>,
@@ -476,9 +475,11 @@ async function commitBatch<T extends { id: string }, M extends CommandMessage>(
   context: BatchContext,
   stats: FailoverStats,
   log: Log,
-): Promise<M[]> {
+): Promise<OutboxBatch[]> {
   const { stamp, live, bounds } = context;
-  const written: M[] = [];
+  const written: OutboxBatch[] = [];
+  const own: M[] = [];
+  const result = () => (own.length > 0 ? [...written, { commands: own }] : written);
   let pending = items.flatMap((item) => prepare(target, item, stamp, stats, log) ?? []);
   const rereads = new Map<string, number>();
   const reasons: string[] = [];
@@ -488,8 +489,8 @@ async function commitBatch<T extends { id: string }, M extends CommandMessage>(
     stats.transactions += 1;
     if (outcome.status === 'committed') {
       await failpoint('after-transaction');
-      written.push(...pending.map((w) => w.message));
-      return written;
+      written.push({ outboxId: outcome.outboxId, commands: pending.map((w) => w.message) });
+      return result();
     }
     if (outcome.status === 'invalid') {
       if (pending.length === 1) {
@@ -498,13 +499,13 @@ async function commitBatch<T extends { id: string }, M extends CommandMessage>(
           id: pending[0]?.item.id,
           reason: outcome.reason,
         });
-        return written;
+        return result();
       }
       // Find the culprit: each item on its own.
       for (const w of pending) {
         written.push(...(await commitBatch(target, [w.item], context, stats, log)));
       }
-      return written;
+      return result();
     }
     stats.retries += 1;
     reasons.push(...outcome.reasons);
@@ -520,7 +521,7 @@ async function commitBatch<T extends { id: string }, M extends CommandMessage>(
           continue;
         }
         if (isOwnWrite(current, w.generation, stamp)) {
-          written.push(w.message);
+          own.push(w.message);
           continue;
         }
         const decision = target.decide(current, stamp.host, live, bounds);
@@ -541,5 +542,5 @@ async function commitBatch<T extends { id: string }, M extends CommandMessage>(
     if (outcome.retryable) await sleep(backoffMs(round, 25, 1_000));
     pending = next;
   }
-  return written;
+  return result();
 }

@@ -1,11 +1,11 @@
 // The outbox (DESIGN section 5): commands are written to the commands table inside the failover
-// transaction, then sent to the commands queue, then marked enqueued. A crash between those steps leaves
-// the command `pending`; the next failover run for the same host (deliverPendingCommands) or the sweep
-// (resendPendingCommands) sends it again with the same deduplication id.
+// transaction, with an outbox record listing them; then they are sent to the commands queue; then the
+// record is marked enqueued. A crash between those steps leaves the record `pending`; the next failover run
+// for the same host (deliverPendingCommands) or the sweep (resendPendingCommands) sends its commands again
+// with the same deduplication ids.
 import { failpoint } from '../faults.ts';
-import type { CommandMessage } from '../messages.ts';
 import { type Log, silentLog } from '../observability.ts';
-import type { CommandStore, PendingFilter } from '../store/commands.ts';
+import type { CommandStore, OutboxBatch, PendingFilter } from '../store/commands.ts';
 import type { CommandQueue } from './commands.ts';
 
 /** Some commands could not be put on the queue; they stay pending (the retry or the sweep re-sends them). */
@@ -23,29 +23,63 @@ export interface OutboxDeps {
 }
 
 /**
- * Sends written commands and marks the accepted ones enqueued. Returns how many were enqueued; throws
- * CommandSendError (after marking the others) when some could not be sent.
+ * Sends one outbox record's commands, then marks the record enqueued, or, when some could not be sent,
+ * leaves it pending with only those (and the unsendable ones) listed. Returns how many were enqueued;
+ * throws CommandSendError when some could not be sent.
  */
 export async function deliverCommands(
   deps: OutboxDeps,
-  messages: readonly CommandMessage[],
+  batch: OutboxBatch,
   now: () => number,
 ): Promise<number> {
-  if (messages.length === 0) return 0;
+  const { outboxId, commands, unsendable = [] } = batch;
+  if (commands.length === 0) return 0;
+  if (outboxId === undefined)
+    return deliverRecordsOf(
+      deps,
+      commands.map((c) => c.id),
+      now,
+    );
   await failpoint('before-outbox-send');
-  const { sent, failed } = await deps.queue.send(messages);
+  const { sent, failed } = await deps.queue.send(commands);
   await failpoint('after-outbox-send');
   await failpoint('before-mark-enqueued');
-  const accepted = new Set(sent);
-  await deps.commands.markEnqueued(
-    messages.filter((m) => accepted.has(m.id)),
-    now(),
-  );
+  if (outboxId !== undefined) {
+    const remaining = [...failed.map((f) => f.id), ...unsendable];
+    if (remaining.length === 0) await deps.commands.markEnqueued(outboxId, now());
+    else if (sent.length > 0) await deps.commands.keepPending(outboxId, remaining);
+  }
   if (failed.length > 0) throw new CommandSendError(failed);
   return sent.length;
 }
 
-/** Sends every pending command matching `filter` (page by page). Returns how many were enqueued. */
+/**
+ * Delivers what a transaction reported as failed had written after all (a lost commit response): the
+ * pending outbox records listing these commands, read consistently, each sent and marked like any other.
+ */
+export async function deliverRecordsOf(
+  deps: OutboxDeps,
+  commandIds: readonly string[],
+  now: () => number,
+): Promise<number> {
+  let enqueued = 0;
+  const failed: Array<{ id: string; reason: string }> = [];
+  for (const batch of await deps.commands.pendingRecordsOf(commandIds)) {
+    try {
+      enqueued += await deliverCommands(deps, batch, now);
+    } catch (error: unknown) {
+      if (!(error instanceof CommandSendError)) throw error;
+      failed.push(...error.failed);
+    }
+  }
+  if (failed.length > 0) throw new CommandSendError(failed);
+  return enqueued;
+}
+
+/**
+ * Sends the commands of every pending outbox record matching `filter` (`pageSize` records per page, up to
+ * about `limit` commands). Returns how many were enqueued.
+ */
 export async function deliverPendingCommands(
   deps: OutboxDeps,
   filter: PendingFilter,
@@ -58,7 +92,7 @@ export async function deliverPendingCommands(
   let cursor: string | undefined;
   let seen = 0;
   do {
-    const page = await deps.commands.pendingPage(filter, options.pageSize ?? 100, cursor);
+    const page = await deps.commands.pendingPage(filter, options.pageSize ?? 10, cursor);
     cursor = page.cursor;
     if (page.malformed.length > 0) {
       totals.malformed += page.malformed.length;
@@ -67,16 +101,17 @@ export async function deliverPendingCommands(
         count: page.malformed.length,
       });
     }
-    const batch = page.commands.slice(0, Math.max(0, limit - seen));
-    seen += batch.length;
-    if (batch.length === 0) continue;
-    try {
-      totals.enqueued += await deliverCommands(deps, batch, now);
-    } catch (error: unknown) {
-      if (!(error instanceof CommandSendError)) throw error;
-      totals.failed.push(...error.failed);
-      totals.enqueued += batch.length - error.failed.length;
-      log.warn('pending commands could not be re-sent', { failed: error.failed.slice(0, 10) });
+    for (const batch of page.batches) {
+      if (seen >= limit) break;
+      seen += batch.commands.length;
+      try {
+        totals.enqueued += await deliverCommands(deps, batch, now);
+      } catch (error: unknown) {
+        if (!(error instanceof CommandSendError)) throw error;
+        totals.failed.push(...error.failed);
+        totals.enqueued += batch.commands.length - error.failed.length;
+        log.warn('pending commands could not be re-sent', { failed: error.failed.slice(0, 10) });
+      }
     }
   } while (cursor !== undefined && seen < limit);
   return totals;

@@ -6,7 +6,8 @@ import {
   paginateScan,
 } from '@aws-sdk/client-dynamodb';
 import { EXECUTING_PROCESS_STATES, TASK_FAILOVER_STATES } from '../failover/rules.ts';
-import { str, unmarshalFlat } from '../store/attributes.ts';
+import { type Item, str, unmarshalFlat } from '../store/attributes.ts';
+import { commandsWithOutboxState } from '../store/commands.ts';
 
 /** Executing items of one host (F1 states for instances, F5 states for tasks), through `byHost`. */
 export async function countExecuting(
@@ -48,4 +49,16 @@ export async function scanAll(
     for (const item of page.Items ?? []) items.push(unmarshalFlat(item));
   }
   return items;
+}
+
+/** Every command of a (small) commands table, with its outbox state (`commandsWithOutboxState`). */
+export async function scanCommands(
+  dynamodb: DynamoDBClient,
+  table: string,
+): Promise<Array<Record<string, string | number>>> {
+  const items: Item[] = [];
+  for await (const page of paginateScan({ client: dynamodb }, { TableName: table, ConsistentRead: true })) {
+    items.push(...(page.Items ?? []));
+  }
+  return commandsWithOutboxState(items);
 }

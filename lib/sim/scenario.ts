@@ -11,7 +11,7 @@ import { spawnCluster } from './cluster.ts';
 import { checkInvariants, type FinalState } from './invariants.ts';
 import { DemoMonitor } from './monitor.ts';
 import { type DemoOptions, type SimServer, topology } from './options.ts';
-import { countExecuting, scanAll } from './readers.ts';
+import { countExecuting, scanAll, scanCommands } from './readers.ts';
 import { watchRegistry } from './registry-watch.ts';
 import { buildWork, executingByHost, putWork } from './seed.ts';
 import { liveView, type Output, palette, plainView, renderSummary } from './view.ts';
@@ -347,7 +347,7 @@ async function readFinalState(stack: LocalStack): Promise<FinalState> {
   const [instances, tasks, commands, ...depths] = await Promise.all([
     scanAll(dynamodb, tables.instances),
     scanAll(dynamodb, tables.tasks),
-    scanAll(dynamodb, tables.commands),
+    scanCommands(dynamodb, tables.commands),
     queueDepth(sqs, queues.failover),
     queueDepth(sqs, queues.failoverDlq),
     queueDepth(sqs, queues.commands),

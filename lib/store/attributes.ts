@@ -1,6 +1,11 @@
 // Small, explicit AttributeValue helpers: the stores read untrusted items written by other systems, so
 // every read checks the type instead of casting.
-import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import {
+  type AttributeValue,
+  BatchGetItemCommand,
+  type BatchGetItemCommandOutput,
+  type DynamoDBClient,
+} from '@aws-sdk/client-dynamodb';
 
 export type Item = Record<string, AttributeValue>;
 
@@ -69,4 +74,29 @@ export function decodeCursor(cursor: string | undefined): Item | undefined {
 /** One DynamoDB error name, whatever shape the SDK gave it. */
 export function errorName(error: unknown): string {
   return error instanceof Error ? error.name : '';
+}
+
+/**
+ * Strongly consistent reads of the items with these `id`s (100 per request; unprocessed keys retried with
+ * a backoff). Ids that do not exist are simply absent from the result.
+ */
+export async function batchGetConsistent(
+  dynamodb: DynamoDBClient,
+  table: string,
+  ids: readonly string[],
+): Promise<Item[]> {
+  const found: Item[] = [];
+  const unique = [...new Set(ids)];
+  for (let i = 0; i < unique.length; i += 100) {
+    let keys: Item[] | undefined = unique.slice(i, i + 100).map((id) => ({ id: str(id) }));
+    for (let attempt = 0; keys !== undefined && keys.length > 0; attempt += 1) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(1_000, 20 * 2 ** attempt)));
+      const out: BatchGetItemCommandOutput = await dynamodb.send(
+        new BatchGetItemCommand({ RequestItems: { [table]: { Keys: keys, ConsistentRead: true } } }),
+      );
+      found.push(...(out.Responses?.[table] ?? []));
+      keys = out.UnprocessedKeys?.[table]?.Keys;
+    }
+  }
+  return found;
 }

@@ -1,10 +1,9 @@
 // What the instance and task stores have in common: paging a host's items through the `byHost` GSI,
-// consistent re-reads, and the failover transaction (conditional item update + command put, DESIGN
-// section 5), with the outcome of a cancelled transaction mapped to "which items no longer match".
+// consistent re-reads, and the failover transaction (conditional item updates + command puts + the
+// batch's outbox record, DESIGN section 5), with the outcome of a cancelled transaction mapped to "which
+// items no longer match".
 import { randomUUID } from 'node:crypto';
 import {
-  BatchGetItemCommand,
-  type BatchGetItemCommandOutput,
   type CancellationReason,
   type DynamoDBClient,
   QueryCommand,
@@ -13,7 +12,8 @@ import {
   TransactWriteItemsCommand,
 } from '@aws-sdk/client-dynamodb';
 import type { CommandMessage } from '../messages.ts';
-import { decodeCursor, encodeCursor, errorName, type Item, marshalFlat, str } from './attributes.ts';
+import { batchGetConsistent, decodeCursor, encodeCursor, errorName, type Item, str } from './attributes.ts';
+import { commandItem, outboxId, outboxItem } from './commands.ts';
 
 /** Items of one host, one page at a time. `malformed` are items that break the data contract (skipped). */
 export interface Page<T> {
@@ -39,7 +39,8 @@ export interface FailoverWrite<T, M extends CommandMessage> {
 }
 
 export type TransactOutcome =
-  | { status: 'committed' }
+  /** Every item and command written, with the outbox record (`outboxId`) that lists the commands. */
+  | { status: 'committed'; outboxId: string }
   /**
    * Nothing was written. `conditionFailed`: items (by id) that no longer match what was read.
    * `retryable`: the rest failed for transient reasons (conflict, throttling) and should be retried after
@@ -54,15 +55,42 @@ export interface HostItemStore<T extends { id: string }, M extends CommandMessag
   pageByHost(host: string, limit: number, cursor?: string): Promise<Page<T>>;
   /** Strongly consistent reads; ids that do not exist are absent from the map. */
   getMany(ids: readonly string[]): Promise<Map<string, T>>;
-  /** One transaction: every item updated and every command written, or nothing. */
+  /** One transaction: every item updated, every command written and listed in one outbox record, or nothing. */
   failOver(writes: ReadonlyArray<FailoverWrite<T, M>>, stamp: FenceStamp): Promise<TransactOutcome>;
 }
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; id: string; problem: string };
 
-/** The command item: the message's fields, plus `pending` so the sparse `pending` GSI lists it (outbox). */
-export function commandItem(message: CommandMessage): Item {
-  return { ...marshalFlat(message), pending: str('1') };
+/**
+ * The transaction's items: per write its conditional update (from `update`) and its command put, then the
+ * outbox record listing the commands (DynamoDB's limit of 100 items: at most 49 writes).
+ */
+export function failoverTransaction<T, M extends CommandMessage>(
+  writes: ReadonlyArray<FailoverWrite<T, M>>,
+  update: (write: FailoverWrite<T, M>) => TransactWriteItem,
+  commandsTable: string,
+  stamp: FenceStamp,
+): { items: TransactWriteItem[]; outboxId: string } {
+  const messages = writes.map((w) => w.message);
+  const id = outboxId(messages);
+  const items: TransactWriteItem[] = [];
+  for (const write of writes) {
+    items.push(update(write), {
+      Put: {
+        TableName: commandsTable,
+        Item: commandItem(write.message, id),
+        ConditionExpression: 'attribute_not_exists(id)',
+      },
+    });
+  }
+  items.push({
+    Put: {
+      TableName: commandsTable,
+      Item: outboxItem(id, messages, stamp),
+      ConditionExpression: 'attribute_not_exists(id)',
+    },
+  });
+  return { items, outboxId: id };
 }
 
 const RETRYABLE_REASONS = new Set([
@@ -121,42 +149,26 @@ export abstract class DynamoHostItemStore<T extends { id: string }, M extends Co
 
   async getMany(ids: readonly string[]): Promise<Map<string, T>> {
     const found = new Map<string, T>();
-    for (let i = 0; i < ids.length; i += 100) {
-      let keys: Item[] | undefined = [...new Set(ids.slice(i, i + 100))].map((id) => ({ id: str(id) }));
-      for (let attempt = 0; keys !== undefined && keys.length > 0; attempt += 1) {
-        if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(1_000, 20 * 2 ** attempt)));
-        const out: BatchGetItemCommandOutput = await this.dynamodb.send(
-          new BatchGetItemCommand({
-            RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } },
-          }),
-        );
-        for (const raw of out.Responses?.[this.tableName] ?? []) {
-          const parsed = this.parse(raw);
-          if (parsed.ok) found.set(parsed.value.id, parsed.value);
-        }
-        keys = out.UnprocessedKeys?.[this.tableName]?.Keys;
-      }
+    for (const raw of await batchGetConsistent(this.dynamodb, this.tableName, ids)) {
+      const parsed = this.parse(raw);
+      if (parsed.ok) found.set(parsed.value.id, parsed.value);
     }
     return found;
   }
 
   async failOver(writes: ReadonlyArray<FailoverWrite<T, M>>, stamp: FenceStamp): Promise<TransactOutcome> {
-    const items: TransactWriteItem[] = [];
-    for (const write of writes) {
-      items.push(this.update(write, stamp), {
-        Put: {
-          TableName: this.commandsTable,
-          Item: commandItem(write.message),
-          ConditionExpression: 'attribute_not_exists(id)',
-        },
-      });
-    }
+    const { items, outboxId } = failoverTransaction(
+      writes,
+      (write) => this.update(write, stamp),
+      this.commandsTable,
+      stamp,
+    );
     try {
       // An explicit token makes the SDK's own retries of this request idempotent (10-minute window).
       await this.dynamodb.send(
         new TransactWriteItemsCommand({ TransactItems: items, ClientRequestToken: randomUUID() }),
       );
-      return { status: 'committed' };
+      return { status: 'committed', outboxId };
     } catch (error: unknown) {
       if (error instanceof TransactionCanceledException) {
         return cancellationOutcome(writes, error.CancellationReasons ?? []);
@@ -173,7 +185,10 @@ export abstract class DynamoHostItemStore<T extends { id: string }, M extends Co
   }
 }
 
-/** Item 2i is the update of writes[i], item 2i+1 its command: map each cancellation reason back. */
+/**
+ * Item 2i is the update of writes[i], item 2i+1 its command, the last one the outbox record (whose id
+ * derives from a command's, so its condition fails only with that command's): map each reason back.
+ */
 export function cancellationOutcome<T extends { id: string }>(
   writes: ReadonlyArray<{ item: T }>,
   reasons: readonly CancellationReason[],

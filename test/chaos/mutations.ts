@@ -101,7 +101,7 @@ export const mutations: readonly Mutation[] = [
           '      await this.dynamodb.send(\n' +
           '        new TransactWriteItemsCommand({ TransactItems: items, ClientRequestToken: randomUUID() }),\n' +
           '      );\n' +
-          "      return { status: 'committed' };",
+          "      return { status: 'committed', outboxId };",
         replace: `      void TransactWriteItemsCommand;
       void randomUUID;
       for (const [index, item] of items.entries()) {
@@ -119,7 +119,7 @@ export const mutations: readonly Mutation[] = [
           };
         }
       }
-      return { status: 'committed' };`,
+      return { status: 'committed', outboxId };`,
       },
     ],
   },

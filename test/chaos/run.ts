@@ -30,6 +30,7 @@ import {
   parseCommandMessage,
 } from '../../lib/messages.ts';
 import { type FailoverRequestQueue, SqsFailoverRequestQueue } from '../../lib/queue/failover-requests.ts';
+import { scanCommands } from '../../lib/sim/readers.ts';
 import { marshalFlat, unmarshalFlat } from '../../lib/store/attributes.ts';
 import { DynamoServerStore } from '../../lib/store/servers.ts';
 import type { SweepSummary } from '../../lib/sweep/sweep.ts';
@@ -1203,7 +1204,7 @@ class ChaosRun {
     ]) {
       finalItems.set(String(row.id), row);
     }
-    const commands = await scanAll(dynamodb, tables.commands);
+    const commands = await scanCommands(dynamodb, tables.commands);
     this.mirrorAtEnd = await scanRaw(dynamodb, tables.servers);
     const locks: LockRow[] = (await scanAll(dynamodb, tables.locks)).map((l) => ({
       name: String(l.name),

@@ -19,7 +19,7 @@ import { silentLog } from '../../lib/observability.ts';
 import { SqsCommandQueue } from '../../lib/queue/commands.ts';
 import { SqsFailoverRequestQueue } from '../../lib/queue/failover-requests.ts';
 import { marshalFlat, unmarshalFlat } from '../../lib/store/attributes.ts';
-import { DynamoCommandStore } from '../../lib/store/commands.ts';
+import { DynamoCommandStore, parsePendingItem } from '../../lib/store/commands.ts';
 import { DynamoInstanceStore, parseProcessInstance } from '../../lib/store/instances.ts';
 import { DynamoLockStore } from '../../lib/store/locks.ts';
 import { DynamoServerMirror } from '../../lib/store/server-mirror.ts';
@@ -134,7 +134,7 @@ export async function commandItems(
   return found;
 }
 
-/** Ids of the pending (not yet enqueued) commands. */
+/** Ids of the pending (not yet enqueued) commands: those the pending outbox records list. */
 export async function pendingCommandIds(stack: LocalStack): Promise<Set<string>> {
   const ids = new Set<string>();
   let start: Record<string, AttributeValue> | undefined;
@@ -148,7 +148,11 @@ export async function pendingCommandIds(stack: LocalStack): Promise<Set<string>>
         ExclusiveStartKey: start,
       }),
     );
-    for (const item of out.Items ?? []) if (item.id?.S) ids.add(item.id.S);
+    for (const item of out.Items ?? []) {
+      const entry = parsePendingItem(item);
+      if (entry === undefined) throw new Error(`malformed pending item ${item.id?.S}`);
+      for (const id of entry.commandIds) ids.add(id);
+    }
     start = out.LastEvaluatedKey;
   } while (start);
   return ids;

@@ -11,7 +11,7 @@ import { type LocalRuntime, startLocalRuntime } from '../../lib/local/runtime.ts
 import { type LocalStack, startLocalStack } from '../../lib/local/stack.ts';
 import { SqsFailoverRequestQueue } from '../../lib/queue/failover-requests.ts';
 import { connectZk, type ZkSession } from '../../lib/registry/zk-client.ts';
-import { marshalFlat } from '../../lib/store/attributes.ts';
+import { commandItem, outboxId, outboxItem } from '../../lib/store/commands.ts';
 import { DynamoServerStore } from '../../lib/store/servers.ts';
 import { DynamoExecutingWork } from '../../lib/sweep/executing-work.ts';
 import { runSweep, type SweepDeps, type SweepSummary } from '../../lib/sweep/sweep.ts';
@@ -151,12 +151,16 @@ describe('sweep (F6) against real ZooKeeper, DynamoDB Local and the SQS emulator
       },
       { deadHost: deadMaster, fence: 1, now: now - 120_000 },
     );
-    await stack.clients.dynamodb.send(
-      new PutItemCommand({
-        TableName: stack.info.tables.commands,
-        Item: marshalFlat({ ...stranded, pending: '1' }),
-      }),
-    );
+    const record = outboxId([stranded]);
+    const stamp = {
+      host: deadMaster,
+      fence: 1,
+      lockName: `failover/master/${deadMaster}`,
+      now: now - 120_000,
+    };
+    for (const Item of [commandItem(stranded, record), outboxItem(record, [stranded], stamp)]) {
+      await stack.clients.dynamodb.send(new PutItemCommand({ TableName: stack.info.tables.commands, Item }));
+    }
 
     // The deployed handler, through the local runtime.
     const summary = (await runtime.invoke('sweep', {})) as SweepSummary;

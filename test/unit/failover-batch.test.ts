@@ -89,14 +89,16 @@ function deps(control: FakeControl, locks: LockStore, counted: Map<string, numbe
   const store = {
     pageByHost: emptyPage,
     getMany: async () => new Map(),
-    failOver: async () => ({ status: 'committed' as const }),
+    failOver: async () => ({ status: 'committed' as const, outboxId: 'outbox/none' }),
   };
   const failover: FailoverDeps = {
     instances: store,
     tasks: store,
     commands: {
-      pendingPage: async () => ({ commands: [], malformed: [] }),
+      pendingPage: async () => ({ batches: [], malformed: [] }),
+      pendingRecordsOf: async () => [],
       markEnqueued: async () => undefined,
+      keepPending: async () => undefined,
       get: async () => undefined,
     },
     locks,

@@ -12,7 +12,7 @@ import {
 import { isExecutingProcessState, type ProcessInstance } from '../../lib/failover/rules.ts';
 import { type CommandMessage, type FailoverRequest, FailoverRequestSchema } from '../../lib/messages.ts';
 import { silentLog } from '../../lib/observability.ts';
-import type { CommandStore } from '../../lib/store/commands.ts';
+import { type CommandStore, type OutboxBatch, outboxId } from '../../lib/store/commands.ts';
 import type { FailoverWrite, FenceStamp, Page, TransactOutcome } from '../../lib/store/failover-writes.ts';
 import type { InstanceStore } from '../../lib/store/instances.ts';
 import type { AcquireResult, Checkpoint, Lease, LockStore } from '../../lib/store/locks.ts';
@@ -23,9 +23,17 @@ type Hook = (
   writes: ReadonlyArray<FailoverWrite<ProcessInstance, CommandMessage>>,
 ) => TransactOutcome | 'commit-and-lose-response' | undefined;
 
+/** An outbox record as the fake transaction writes it: the commands it lists, pending until marked. */
+interface MemoryRecord {
+  commandIds: string[];
+  failedHost: string;
+  pending: boolean;
+}
+
 class MemoryInstances implements InstanceStore {
   readonly items = new Map<string, ProcessInstance>();
   readonly commands = new Map<string, CommandMessage>();
+  readonly outbox = new Map<string, MemoryRecord>();
   pagesRead = 0;
   hook: Hook | undefined;
 
@@ -93,11 +101,52 @@ class MemoryInstances implements InstanceStore {
       });
       this.commands.set(message.id, message);
     }
+    const id = outboxId(writes.map((w) => w.message));
+    this.outbox.set(id, {
+      commandIds: writes.map((w) => w.message.id),
+      failedHost: stamp.host,
+      pending: true,
+    });
     if (hooked === 'commit-and-lose-response') {
       return { status: 'cancelled', conditionFailed: [], retryable: true, reasons: ['NetworkError'] };
     }
-    return { status: 'committed' };
+    return { status: 'committed', outboxId: id };
   }
+}
+
+/** The outbox over MemoryInstances' records, plus `leftovers`: pending batches of an earlier run. */
+function memoryCommands(instances: MemoryInstances, leftovers: CommandMessage[]): CommandStore {
+  const batchOf = (id: string, record: MemoryRecord): OutboxBatch => ({
+    outboxId: id,
+    commands: record.commandIds.flatMap((c) => instances.commands.get(c) ?? []),
+  });
+  return {
+    pendingPage: async (filter) => ({
+      batches: [
+        ...leftovers
+          .splice(0)
+          .filter((c) => c.failedHost === filter.failedHost)
+          .map((c) => ({ outboxId: c.id, commands: [c] })),
+        ...[...instances.outbox]
+          .filter(([, r]) => r.pending && r.failedHost === filter.failedHost)
+          .map(([id, r]) => batchOf(id, r)),
+      ],
+      malformed: [],
+    }),
+    pendingRecordsOf: async (ids) =>
+      [...instances.outbox]
+        .filter(([, r]) => r.pending && r.commandIds.some((c) => ids.includes(c)))
+        .map(([id, r]) => batchOf(id, r)),
+    markEnqueued: async (id) => {
+      const record = instances.outbox.get(id);
+      if (record) record.pending = false;
+    },
+    keepPending: async (id, remaining) => {
+      const record = instances.outbox.get(id);
+      if (record?.pending) record.commandIds = [...remaining];
+    },
+    get: async () => undefined,
+  };
 }
 
 class MemoryLocks implements LockStore {
@@ -152,20 +201,13 @@ function setup(n: number, overrides: Partial<ProcessInstance> = {}) {
   const sent: CommandMessage[] = [];
   const continuations: FailoverRequest[] = [];
   const pendingLeftovers: CommandMessage[] = [];
-  const commands: CommandStore = {
-    pendingPage: async (filter) => ({
-      commands: pendingLeftovers.splice(0).filter((c) => c.failedHost === filter.failedHost),
-      malformed: [],
-    }),
-    markEnqueued: async () => undefined,
-    get: async () => undefined,
-  };
+  const commands = memoryCommands(instances, pendingLeftovers);
   const deps: FailoverDeps = {
     instances,
     tasks: {
       pageByHost: async () => ({ items: [], malformed: [] }),
       getMany: async () => new Map(),
-      failOver: async () => ({ status: 'committed' }),
+      failOver: async () => ({ status: 'committed', outboxId: 'outbox/none' }),
     },
     commands,
     locks,
@@ -233,10 +275,12 @@ describe('failOverHost', () => {
     // Act
     const outcome = await failOverHost(REQUEST, deps, unlimited);
 
-    // Assert
-    expect(outcome).toMatchObject({ status: 'done', stats: { failedOver: 5 } });
+    // Assert: sent once each, and the record the lost commit wrote is marked.
+    expect(outcome).toMatchObject({ status: 'done', stats: { failedOver: 5, commandsEnqueued: 5 } });
     expect(sent.map((m) => m.id).sort()).toEqual([...instances.commands.keys()].sort());
     expect([...instances.items.values()].every((i) => i.failoverCount === 1)).toBe(true);
+    expect(instances.outbox.size).toBe(1);
+    expect([...instances.outbox.values()].filter((r) => r.pending)).toEqual([]);
   });
 
   it('retries a transaction cancelled by a conflict', async () => {

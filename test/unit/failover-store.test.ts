@@ -4,8 +4,15 @@ import { describe, expect, it } from 'vitest';
 import { invocationBudget } from '../../lib/failover/fail-over-host.ts';
 import { buildRecoveryCommand, buildTaskNotice } from '../../lib/failover/rules.ts';
 import { marshalFlat } from '../../lib/store/attributes.ts';
-import { parseCommandItem } from '../../lib/store/commands.ts';
-import { cancellationOutcome, commandItem } from '../../lib/store/failover-writes.ts';
+import {
+  COMMAND_RETENTION_MS,
+  commandItem,
+  outboxId,
+  outboxItem,
+  parseCommandItem,
+  parsePendingItem,
+} from '../../lib/store/commands.ts';
+import { cancellationOutcome, failoverTransaction } from '../../lib/store/failover-writes.ts';
 import { parseProcessInstance } from '../../lib/store/instances.ts';
 import { liveIncarnationOf } from '../../lib/store/server-mirror.ts';
 import { parseTaskInstance } from '../../lib/store/tasks.ts';
@@ -89,10 +96,86 @@ describe('command items', () => {
       { deadWorker: HOST, fence: 4, now: 9 },
     );
 
-    expect(commandItem(recovery).pending).toEqual({ S: '1' });
-    expect(parseCommandItem({ ...commandItem(recovery), enqueuedAt: { N: '10' } })).toEqual(recovery);
-    expect(parseCommandItem(commandItem(notice))).toEqual(notice);
-    expect(parseCommandItem({ ...commandItem(notice), surprise: { S: 'x' } })).toBeUndefined();
+    const item = commandItem(recovery, 'outbox/r');
+    expect(item.pending).toBeUndefined();
+    expect(item.outbox).toEqual({ S: 'outbox/r' });
+    expect(item.expiresAt).toEqual({ N: String(Math.ceil((9 + COMMAND_RETENTION_MS) / 1_000)) });
+    expect(parseCommandItem(item)).toEqual(recovery);
+    // An earlier build's pending command (outbox state on the command itself) still parses.
+    expect(
+      parseCommandItem({ ...marshalFlat(recovery), pending: { S: '1' }, enqueuedAt: { N: '10' } }),
+    ).toEqual(recovery);
+    expect(parseCommandItem(commandItem(notice, 'outbox/n'))).toEqual(notice);
+    expect(parseCommandItem({ ...commandItem(notice, 'outbox/n'), surprise: { S: 'x' } })).toBeUndefined();
+  });
+});
+
+describe('outbox records', () => {
+  const parsed = parseProcessInstance(instanceItem());
+  if (!parsed.ok) throw new Error(parsed.problem);
+  const stamp = { host: HOST, fence: 4, lockName: `failover/master/${HOST}`, now: 9 };
+  const messages = ['42', '43', '44'].map((id) =>
+    buildRecoveryCommand({ ...parsed.value, id }, { deadHost: HOST, fence: 4, now: 9 }),
+  );
+
+  it('one per transaction, last, named after its first command, listing every command of it', () => {
+    const writes = messages.map((message) => ({
+      item: { id: message.processInstanceId },
+      generation: 1,
+      message,
+    }));
+
+    const { items, outboxId: id } = failoverTransaction(
+      writes,
+      (w) => ({
+        ConditionCheck: { TableName: 'i', Key: { id: { S: w.item.id } }, ConditionExpression: 'x' },
+      }),
+      'commands',
+      stamp,
+    );
+
+    expect(id).toBe('outbox/recover/42/1');
+    expect(items).toHaveLength(7);
+    expect(items.slice(0, 6).map((i) => Object.keys(i)[0])).toEqual([
+      'ConditionCheck',
+      'Put',
+      'ConditionCheck',
+      'Put',
+      'ConditionCheck',
+      'Put',
+    ]);
+    expect(items[1]?.Put?.Item?.outbox).toEqual({ S: id });
+    expect(items[6]?.Put).toMatchObject({
+      TableName: 'commands',
+      ConditionExpression: 'attribute_not_exists(id)',
+      Item: {
+        id: { S: id },
+        pending: { S: '1' },
+        type: { S: 'RecoveryCommand' },
+        failedHost: { S: HOST },
+        createdAt: { N: '9' },
+        fence: { N: '4' },
+        commands: { L: messages.map((m) => ({ S: m.id })) },
+      },
+    });
+  });
+
+  it('the pending index lists records and earlier builds pending commands; anything else is malformed', () => {
+    const record = outboxItem(outboxId(messages), messages, stamp);
+    expect(parsePendingItem(record)).toEqual({
+      id: 'outbox/recover/42/1',
+      commandIds: messages.map((m) => m.id),
+      type: 'RecoveryCommand',
+      failedHost: HOST,
+      createdAt: 9,
+    });
+    const legacy = { ...marshalFlat(messages[0] as (typeof messages)[0]), pending: { S: '1' } };
+    expect(parsePendingItem(legacy)).toMatchObject({ id: 'recover/42/1', commandIds: ['recover/42/1'] });
+    expect(parsePendingItem({ ...record, commands: { L: [] } })).toBeUndefined();
+    expect(parsePendingItem({ ...record, commands: { L: [{ N: '1' }] } })).toBeUndefined();
+    expect(parsePendingItem({ ...record, failedHost: { N: '1' } })).toBeUndefined();
+    expect(parsePendingItem({ id: { S: 'recover/x/1' }, pending: { S: '1' } })).toBeUndefined();
+    expect(() => outboxId([])).toThrow(RangeError);
   });
 });
 

@@ -100,10 +100,10 @@ export async function computePlan(
   do {
     const page = await commands.pendingPage(
       { failedHost: host, type: nodeType === 'master' ? 'RecoveryCommand' : 'TaskFailover' },
-      500,
+      50,
       cursor,
     );
-    leftoverCommands.push(...page.commands.map((c) => c.id));
+    leftoverCommands.push(...page.batches.flatMap((b) => b.commands.map((c) => c.id)));
     cursor = page.cursor;
   } while (cursor !== undefined);
 
