@@ -106,7 +106,17 @@ export function formatText(r: BenchResults): string {
     '',
     'Scale (local runtime, SQS event source, continuations)',
     table(
-      ['instances', 'invocations', 'seconds', 'per s', 'duplicates', 'missing', 'pending', 'peak RSS MB'],
+      [
+        'instances',
+        'invocations',
+        'seconds',
+        'per s',
+        'duplicates',
+        'missing',
+        'pending',
+        'peak RSS MB',
+        'live heap MB (first, last)',
+      ],
       [
         [
           String(r.scale.instances),
@@ -117,6 +127,9 @@ export function formatText(r: BenchResults): string {
           String(r.scale.missing),
           String(r.scale.check.pending),
           String(r.scale.peakRssMb),
+          (r.scale.liveHeapAfterInvocationMb ?? []).length === 0
+            ? '-'
+            : `${r.scale.liveHeapAfterInvocationMb[0]}, ${r.scale.liveHeapAfterInvocationMb.at(-1)}`,
         ],
       ],
     ),

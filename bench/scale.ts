@@ -34,8 +34,13 @@ export interface ScaleResult {
   peakRssMb: number;
   /** Peak RSS of the container so far, after each invocation, MB, in order (a high-water mark). */
   rssByInvocationMb: number[];
-  /** Resident memory at the end of each invocation, MB, in order (flat = no growth with progress). */
+  /** Resident memory at the end of each invocation, MB, in order. */
   rssAfterInvocationMb: number[];
+  /**
+   * Heap still referenced after a full collection at the end of each invocation, MB, in order: what one
+   * invocation leaves to the next (flat = nothing held per instance failed over).
+   */
+  liveHeapAfterInvocationMb: number[];
   timedOut: number;
   functionTimeoutMs: number;
   check: {
@@ -68,6 +73,7 @@ export async function measureScale(stack: LocalStack, options: ScaleOptions): Pr
     env: { failover: { ...options.env, DEADLINE_MARGIN_MS: String(options.deadlineMarginMs) } },
     sqsConcurrency: 1,
     maxContainers: 1,
+    measureLiveHeap: true,
   });
   const started = performance.now();
   let seconds: number;
@@ -117,6 +123,9 @@ export async function measureScale(stack: LocalStack, options: ScaleOptions): Pr
   const mb = (bytes: number | undefined) => round((bytes ?? 0) / 1024 / 1024, 1);
   const rssByInvocationMb = invocations.map((r) => mb(r.maxRssBytes ?? r.rssBytes));
   const rssAfterInvocationMb = invocations.map((r) => mb(r.rssBytes));
+  const liveHeapAfterInvocationMb = invocations.flatMap((r) =>
+    r.liveHeapBytes === undefined ? [] : [mb(r.liveHeapBytes)],
+  );
   return {
     instances: n,
     invocations: invocations.length,
@@ -127,6 +136,7 @@ export async function measureScale(stack: LocalStack, options: ScaleOptions): Pr
     peakRssMb: Math.max(0, ...rssByInvocationMb),
     rssByInvocationMb,
     rssAfterInvocationMb,
+    liveHeapAfterInvocationMb,
     timedOut: invocations.filter((r) => r.outcome === 'timeout').length,
     functionTimeoutMs: options.timeoutMs,
     check: {

@@ -26,7 +26,10 @@ export interface BenchSummary {
       Figure
     > & { floorVsBaseline: Figure; contractFloorVsFloor: Figure; contractFloorVsBaseline: Figure }
   >;
-  scale: Record<'seconds' | 'invocations' | 'duplicates' | 'missing' | 'peakRssMb', Figure>;
+  scale: Record<
+    'seconds' | 'invocations' | 'duplicates' | 'missing' | 'peakRssMb' | 'firstLiveHeapMb' | 'lastLiveHeapMb',
+    Figure
+  >;
   cost: Record<'writeUnitsPer1000' | 'sqsRequestsPer1000', Figure>;
 }
 
@@ -104,6 +107,14 @@ export function summarize(files: string[]): BenchSummary {
         results.map((r) => r.scale.peakRssMb),
         1,
       ),
+      firstLiveHeapMb: figure(
+        results.map((r) => r.scale.liveHeapAfterInvocationMb?.[0] ?? Number.NaN),
+        1,
+      ),
+      lastLiveHeapMb: figure(
+        results.map((r) => r.scale.liveHeapAfterInvocationMb?.at(-1) ?? Number.NaN),
+        1,
+      ),
     },
     cost: {
       writeUnitsPer1000: figure(
@@ -143,6 +154,7 @@ export function formatSummary(s: BenchSummary): string {
     `| invocations | ${f(s.scale.invocations)} |`,
     `| duplicates / missing | ${f(s.scale.duplicates)} / ${f(s.scale.missing)} |`,
     `| peak RSS | ${f(s.scale.peakRssMb, ' MB')} |`,
+    `| live heap after the first / last invocation | ${f(s.scale.firstLiveHeapMb, ' MB')} / ${f(s.scale.lastLiveHeapMb, ' MB')} |`,
     `| write units per 1,000 | ${f(s.cost.writeUnitsPer1000)} |`,
     `| SQS requests per 1,000 | ${f(s.cost.sqsRequestsPer1000)} |`,
   ];

@@ -45,6 +45,8 @@ export interface InvocationRecord {
   readonly rssBytes?: number;
   /** Peak resident memory of the container up to the end of this invocation (process lifetime maximum). */
   readonly maxRssBytes?: number;
+  /** Heap still referenced after a full collection at the end of the invocation (`measureLiveHeap`). */
+  readonly liveHeapBytes?: number;
   readonly result?: unknown;
 }
 
@@ -65,6 +67,11 @@ export interface RuntimeOptions {
   maxContainers?: number;
   /** Start event sources (default true). With false, only `invoke()` runs functions. */
   eventSources?: boolean;
+  /**
+   * Run a full garbage collection after each invocation and report the live heap (containers start with
+   * --expose-gc): for memory measurements only, it slows every invocation down.
+   */
+  measureLiveHeap?: boolean;
   onLog?: (functionName: string, line: string) => void;
   onInvocation?: (record: InvocationRecord) => void;
 }
@@ -81,6 +88,7 @@ class Container {
   private pending = new Map<number, Pending>();
   lastRssBytes = 0;
   lastMaxRssBytes = 0;
+  lastLiveHeapBytes: number | undefined;
   busy = false;
   private readonly ready: Promise<void>;
 
@@ -99,6 +107,7 @@ class Container {
           error?: never;
           rssBytes?: number;
           maxRssBytes?: number;
+          liveHeapBytes?: number;
         }) => {
           if (m?.type === 'ready') resolveReady();
           if (m?.type !== 'result' || m.id === undefined) return;
@@ -108,6 +117,7 @@ class Container {
           clearTimeout(p.timer);
           this.lastRssBytes = m.rssBytes ?? 0;
           this.lastMaxRssBytes = m.maxRssBytes ?? 0;
+          this.lastLiveHeapBytes = m.liveHeapBytes;
           if (m.ok) p.resolve(m.value);
           else p.reject(new FunctionError(functionName, m.error ?? { name: 'Error', message: 'unknown' }));
         },
@@ -172,6 +182,7 @@ class FunctionPool {
     timeoutMs: number,
     private readonly maxContainers: number,
     private readonly onLog: (line: string) => void,
+    private readonly nodeFlags: readonly string[] = [],
   ) {
     this.timeoutMs = timeoutMs;
   }
@@ -181,7 +192,13 @@ class FunctionPool {
     const proc = startProcess(
       `lambda-${this.name}`,
       process.execPath,
-      ['--import', 'tsx', `--title=${childMarker}`, join(import.meta.dirname, 'container.ts')],
+      [
+        ...this.nodeFlags,
+        '--import',
+        'tsx',
+        `--title=${childMarker}`,
+        join(import.meta.dirname, 'container.ts'),
+      ],
       {
         cwd: projectRoot,
         ipc: true,
@@ -212,12 +229,19 @@ class FunctionPool {
     }
   }
 
-  async invoke(event: unknown): Promise<{ value: unknown; rssBytes: number; maxRssBytes: number }> {
+  async invoke(
+    event: unknown,
+  ): Promise<{ value: unknown; rssBytes: number; maxRssBytes: number; liveHeapBytes?: number }> {
     const container = await this.acquire();
     container.busy = true;
     try {
       const value = await container.invoke(event, this.timeoutMs);
-      return { value, rssBytes: container.lastRssBytes, maxRssBytes: container.lastMaxRssBytes };
+      return {
+        value,
+        rssBytes: container.lastRssBytes,
+        maxRssBytes: container.lastMaxRssBytes,
+        ...(container.lastLiveHeapBytes === undefined ? {} : { liveHeapBytes: container.lastLiveHeapBytes }),
+      };
     } finally {
       container.busy = false;
       this.waiters.shift()?.();
@@ -318,6 +342,7 @@ export function startLocalRuntime(stack: LocalStack, options: RuntimeOptions = {
         timeoutMs,
         options.maxContainers ?? 4,
         (line) => options.onLog?.(name, line),
+        options.measureLiveHeap ? ['--expose-gc'] : [],
       ),
     );
   }
@@ -331,7 +356,7 @@ export function startLocalRuntime(stack: LocalStack, options: RuntimeOptions = {
     if (!pool) throw new Error(`function ${name} is not running`);
     const startedAt = Date.now();
     try {
-      const { value, rssBytes, maxRssBytes } = await pool.invoke(event);
+      const { value, rssBytes, maxRssBytes, liveHeapBytes } = await pool.invoke(event);
       const rec: InvocationRecord = {
         functionName: name,
         trigger,
@@ -340,6 +365,7 @@ export function startLocalRuntime(stack: LocalStack, options: RuntimeOptions = {
         outcome: 'ok',
         rssBytes,
         maxRssBytes,
+        ...(liveHeapBytes === undefined ? {} : { liveHeapBytes }),
         result: value,
       };
       records.push(rec);

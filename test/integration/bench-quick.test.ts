@@ -79,8 +79,15 @@ describe('bench --quick', () => {
     );
     expect(summary.scale.duplicates.median).toBe((results.scale as { duplicates: number }).duplicates);
     expect(formatSummary(summary)).toContain('| detection p99, after the raw watch |');
-    const scale = results.scale as { instances: number; invocations: number };
+    const scale = results.scale as {
+      invocations: number;
+      timedOut: number;
+      liveHeapAfterInvocationMb: number[];
+    };
     expect(scale.invocations).toBeGreaterThan(1);
+    // Every invocation that ended reported its live heap (after a full collection), a positive size.
+    expect(scale.liveHeapAfterInvocationMb).toHaveLength(scale.invocations - scale.timedOut);
+    expect(scale.liveHeapAfterInvocationMb.every((mb) => mb > 0)).toBe(true);
     const html = readFileSync(join(out, 'latest.html'), 'utf8');
     expect(html).toContain('<svg');
   }, 300_000);
