@@ -3,10 +3,12 @@
 import { describe, expect, it } from 'vitest';
 import { invocationBudget } from '../../lib/failover/fail-over-host.ts';
 import { buildRecoveryCommand, buildTaskNotice } from '../../lib/failover/rules.ts';
+import type { RecoveryCommand } from '../../lib/messages.ts';
 import { marshalFlat } from '../../lib/store/attributes.ts';
 import {
   COMMAND_RETENTION_MS,
   commandItem,
+  commandsWithOutboxState,
   outboxId,
   outboxItem,
   parseCommandItem,
@@ -176,6 +178,33 @@ describe('outbox records', () => {
     expect(parsePendingItem({ ...record, failedHost: { N: '1' } })).toBeUndefined();
     expect(parsePendingItem({ id: { S: 'recover/x/1' }, pending: { S: '1' } })).toBeUndefined();
     expect(() => outboxId([])).toThrow(RangeError);
+  });
+
+  it("gives each command its record's state, as audits and invariant checks read it, and leaves records out", () => {
+    const [a, b, c] = messages as [RecoveryCommand, RecoveryCommand, RecoveryCommand];
+    // a and b: one record, still pending for b only (a partial send); c: a record marked enqueued.
+    const partial = { ...outboxItem(outboxId([a, b]), [a, b], stamp), commands: { L: [{ S: b.id }] } };
+    const { pending: _pending, ...marked } = outboxItem(outboxId([c]), [c], stamp);
+    const legacy = { ...marshalFlat({ ...a, id: 'recover/legacy/1' }), pending: { S: '1' } };
+
+    const view = commandsWithOutboxState([
+      commandItem(a, outboxId([a, b])),
+      commandItem(b, outboxId([a, b])),
+      commandItem(c, outboxId([c])),
+      partial,
+      { ...marked, enqueuedAt: { N: '77' } },
+      legacy,
+    ]);
+
+    const state = (id: string) => {
+      const command = view.find((v) => v.id === id);
+      return command && [command.pending, command.enqueuedAt];
+    };
+    expect(view.map((v) => v.id)).toEqual([a.id, b.id, c.id, 'recover/legacy/1']);
+    expect(state(a.id)).toEqual([undefined, undefined]);
+    expect(state(b.id)).toEqual(['1', undefined]);
+    expect(state(c.id)).toEqual([undefined, 77]);
+    expect(state('recover/legacy/1')).toEqual(['1', undefined]);
   });
 });
 
