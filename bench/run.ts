@@ -50,7 +50,7 @@ const plans: Record<'full' | 'quick', Plan> = {
     detectionRemovals: 60,
     warmUps: 1,
     sizes: [1_000, 10_000],
-    rounds: () => 3,
+    rounds: (instances) => (instances >= 10_000 ? 2 : 3),
     baselineSample: (latencyMs) => (latencyMs > 0 ? 500 : 2_000),
     search: { instances: 500, batchSizes: [25, 49], concurrencies: [2, 4, 8, 16] },
     scale: { instances: 100_000, timeoutMs: 10_000, deadlineMarginMs: 3_000, limitMs: 360_000 },
