@@ -47,6 +47,8 @@ export function summarize(files: string[]): BenchSummary {
     if (row === undefined) throw new Error(`a run has no throughput row N=${instances}, ${latencyMs} ms`);
     return row;
   };
+  /** One figure across the runs. */
+  const across = (pick: (r: BenchResults) => number, digits?: number) => figure(results.map(pick), digits);
   return {
     runs: results.map((r, i) => ({
       file: files[i] ?? '',
@@ -56,18 +58,9 @@ export function summarize(files: string[]): BenchSummary {
       loadAverage: r.machine.loadAverage,
     })),
     detection: {
-      p50Ms: figure(
-        results.map((r) => r.detection.p50Ms),
-        1,
-      ),
-      p99Ms: figure(
-        results.map((r) => r.detection.p99Ms),
-        1,
-      ),
-      rawP99Ms: figure(
-        results.map((r) => r.detection.rawP99Ms),
-        1,
-      ),
+      p50Ms: across((r) => r.detection.p50Ms, 1),
+      p99Ms: across((r) => r.detection.p99Ms, 1),
+      rawP99Ms: across((r) => r.detection.rawP99Ms, 1),
     },
     throughput: first.throughput.map(({ instances, latencyMs }) => {
       const rows = results.map((r) => rowsOf(r, instances, latencyMs));
@@ -87,44 +80,17 @@ export function summarize(files: string[]): BenchSummary {
       };
     }),
     scale: {
-      seconds: figure(
-        results.map((r) => r.scale.seconds),
-        1,
-      ),
-      invocations: figure(
-        results.map((r) => r.scale.invocations),
-        0,
-      ),
-      duplicates: figure(
-        results.map((r) => r.scale.duplicates),
-        0,
-      ),
-      missing: figure(
-        results.map((r) => r.scale.missing),
-        0,
-      ),
-      peakRssMb: figure(
-        results.map((r) => r.scale.peakRssMb),
-        1,
-      ),
-      firstLiveHeapMb: figure(
-        results.map((r) => r.scale.liveHeapAfterInvocationMb?.[0] ?? Number.NaN),
-        1,
-      ),
-      lastLiveHeapMb: figure(
-        results.map((r) => r.scale.liveHeapAfterInvocationMb?.at(-1) ?? Number.NaN),
-        1,
-      ),
+      seconds: across((r) => r.scale.seconds, 1),
+      invocations: across((r) => r.scale.invocations, 0),
+      duplicates: across((r) => r.scale.duplicates, 0),
+      missing: across((r) => r.scale.missing, 0),
+      peakRssMb: across((r) => r.scale.peakRssMb, 1),
+      firstLiveHeapMb: across((r) => r.scale.liveHeapAfterInvocationMb?.[0] ?? Number.NaN, 1),
+      lastLiveHeapMb: across((r) => r.scale.liveHeapAfterInvocationMb?.at(-1) ?? Number.NaN, 1),
     },
     cost: {
-      writeUnitsPer1000: figure(
-        results.map((r) => r.cost.writeUnitsPer1000),
-        1,
-      ),
-      sqsRequestsPer1000: figure(
-        results.map((r) => r.cost.sqsRequestsPer1000),
-        1,
-      ),
+      writeUnitsPer1000: across((r) => r.cost.writeUnitsPer1000, 1),
+      sqsRequestsPer1000: across((r) => r.cost.sqsRequestsPer1000, 1),
     },
   };
 }

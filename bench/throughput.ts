@@ -74,7 +74,6 @@ export interface ThroughputResult {
   perSecond: number;
   baselinePerSecond: number;
   floorPerSecond: number;
-  /** Bare transactions plus the outbox's bare sends and enqueued marks: the ceiling of any outbox. */
   /**
    * The floor plus the outbox (send, mark enqueued) plus the reads (paging the host's index, the next page
    * read ahead), with no logic: the ceiling of any failover that keeps the data contract.
@@ -123,7 +122,7 @@ function failoverWrites(items: readonly ProcessInstance[], stamp: FenceStamp): W
 }
 
 /** One transaction per batch, with exactly the function's items (updates, command puts, outbox record). */
-function transactions(
+function transactionsOf(
   builder: WriteBuilder,
   commandsTable: string,
   writes: readonly Write[],
@@ -184,7 +183,7 @@ export class ThroughputBench {
     const builder = this.builder(view);
     const stamp = stampFor(host);
     const writes = failoverWrites(await readHost(builder, host), stamp);
-    const prepared = transactions(builder, this.stack.info.tables.commands, writes, batchSize, stamp);
+    const prepared = transactionsOf(builder, this.stack.info.tables.commands, writes, batchSize, stamp);
     const timing = await this.timed(writes.length, () =>
       mapConcurrently(prepared, concurrency, ({ items }) =>
         view.dynamodb.send(new TransactWriteItemsCommand({ TransactItems: items })),
@@ -219,7 +218,7 @@ export class ThroughputBench {
             ? undefined
             : builder.pageByHost(host, batchSize * concurrency, page.cursor);
         const writes = failoverWrites(page.items, stamp);
-        for (const transaction of transactions(builder, commandsTable, writes, batchSize, stamp)) {
+        for (const transaction of transactionsOf(builder, commandsTable, writes, batchSize, stamp)) {
           await writer.submit(transaction);
         }
       }

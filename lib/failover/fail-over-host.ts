@@ -336,8 +336,8 @@ interface BatchContext {
  * Keeps up to `concurrency` failover transactions in flight across page boundaries (a page's slowest
  * transaction does not hold the next page back), and streams what they wrote to the outbox: each committed
  * transaction's commands are sent and its outbox record marked enqueued at once, up to `concurrency`
- * deliveries in flight, while later transactions run. Tracks which pages are fully written, so a failed run can leave a checkpoint
- * that skips only finished work.
+ * deliveries in flight, while later transactions run. Tracks which pages are fully written, so a failed run
+ * can leave a checkpoint that skips only finished work.
  */
 class WritePipeline<T extends { id: string }, M extends CommandMessage> {
   readonly outbox: OutboxDeps;

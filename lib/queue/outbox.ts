@@ -34,6 +34,7 @@ export async function deliverCommands(
 ): Promise<number> {
   const { outboxId, commands, unsendable = [] } = batch;
   if (commands.length === 0) return 0;
+  // Written by a commit whose response was lost: its record is found through the commands.
   if (outboxId === undefined)
     return deliverRecordsOf(
       deps,
@@ -44,11 +45,9 @@ export async function deliverCommands(
   const { sent, failed } = await deps.queue.send(commands);
   await failpoint('after-outbox-send');
   await failpoint('before-mark-enqueued');
-  if (outboxId !== undefined) {
-    const remaining = [...failed.map((f) => f.id), ...unsendable];
-    if (remaining.length === 0) await deps.commands.markEnqueued(outboxId, now());
-    else if (sent.length > 0) await deps.commands.keepPending(outboxId, remaining);
-  }
+  const remaining = [...failed.map((f) => f.id), ...unsendable];
+  if (remaining.length === 0) await deps.commands.markEnqueued(outboxId, now());
+  else if (sent.length > 0) await deps.commands.keepPending(outboxId, remaining);
   if (failed.length > 0) throw new CommandSendError(failed);
   return sent.length;
 }

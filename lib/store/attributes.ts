@@ -6,6 +6,7 @@ import {
   type BatchGetItemCommandOutput,
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
+import { sleep } from '../failover/concurrency.ts';
 
 export type Item = Record<string, AttributeValue>;
 
@@ -90,7 +91,7 @@ export async function batchGetConsistent(
   for (let i = 0; i < unique.length; i += 100) {
     let keys: Item[] | undefined = unique.slice(i, i + 100).map((id) => ({ id: str(id) }));
     for (let attempt = 0; keys !== undefined && keys.length > 0; attempt += 1) {
-      if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(1_000, 20 * 2 ** attempt)));
+      if (attempt > 0) await sleep(Math.min(1_000, 20 * 2 ** attempt));
       const out: BatchGetItemCommandOutput = await dynamodb.send(
         new BatchGetItemCommand({ RequestItems: { [table]: { Keys: keys, ConsistentRead: true } } }),
       );
