@@ -201,6 +201,20 @@ async function runFailover<T extends { id: string }, M extends CommandMessage>(
   const { locks, clock, log, settings } = deps;
   const lockName = failoverLockName(request.nodeType, request.host);
   const owner = (deps.newOwner ?? randomUUID)();
+  const pageSize = settings.pageSize ?? settings.batchSize * settings.concurrency;
+  // Reads have no effect, so the liveness and the first page are read while the lock is taken: a failover
+  // then writes one round trip sooner. Both are dropped when the lock is held elsewhere, and the page when
+  // the lock's checkpoint says to resume further on (a continuation always does: it reads from there). A
+  // page read just before the previous holder's last writes can only list items that are no longer
+  // eligible: their conditional writes fail, and the re-read skips them.
+  const readPage = (from: string | undefined) => {
+    const read = target.store.pageByHost(request.host, pageSize, from);
+    read.catch(() => undefined); // observed when used
+    return read;
+  };
+  const firstPage = request.source === 'continuation' ? undefined : readPage(undefined);
+  const liveRead = deps.servers.liveIncarnation(request.nodeType, request.host);
+  liveRead.catch(() => undefined); // observed below
   const acquired = await locks.acquire(lockName, owner, settings.leaseMs, clock.now());
   if (!acquired.acquired) {
     return {
@@ -238,27 +252,19 @@ async function runFailover<T extends { id: string }, M extends CommandMessage>(
   try {
     await failpoint('after-lock');
     log.info('failover started', { ...logKeys, kind: request.kind, resumed: cursor !== undefined });
-    const pageSize = settings.pageSize ?? settings.batchSize * settings.concurrency;
-    // The next page is read while this one is written (reads have no effect; a page read ahead and not
-    // used is dropped), so the transactions in flight never wait for a read. The first page, the liveness
-    // read and the leftover commands are read at once.
-    const readPage = (from: string | undefined) => {
-      const read = target.store.pageByHost(request.host, pageSize, from);
-      read.catch(() => undefined); // observed when used
-      return read;
-    };
-    let readAhead: Promise<Page<T>> | undefined = readPage(cursor);
-    const liveRead = deps.servers.liveIncarnation(request.nodeType, request.host);
-    liveRead.catch(() => undefined); // observed below
-    // Commands an earlier run for this host wrote but did not get onto the queue (crash, failed send).
-    const leftover = await deliverPendingCommands(
-      pipeline.outbox,
-      { failedHost: request.host, type: target.messageType },
-      now,
+    // The next page is read while this one is written (a page read ahead and not used is dropped), so the
+    // transactions in flight never wait for a read.
+    let readAhead: Promise<Page<T>> | undefined =
+      cursor === undefined ? (firstPage ?? readPage(undefined)) : readPage(cursor);
+    // Commands an earlier run for this host wrote but did not get onto the queue (crash, failed send) are
+    // sent alongside this run's: they are other items' commands, so their order does not matter. The run
+    // does not end (nor hand over to a continuation) before they are on the queue.
+    pipeline.resend(
+      deliverPendingCommands(pipeline.outbox, { failedHost: request.host, type: target.messageType }, now),
+      (enqueued) => {
+        if (enqueued > 0) log.info('re-sent pending commands', { ...logKeys, count: enqueued });
+      },
     );
-    stats.commandsEnqueued += leftover.enqueued;
-    if (leftover.enqueued > 0) log.info('re-sent pending commands', { ...logKeys, count: leftover.enqueued });
-    if (leftover.failed.length > 0) throw new CommandSendError(leftover.failed);
     const live = await liveRead;
     const bounds: FailoverBounds = { observedAt: request.observedAt };
     for (let page = 0; ; page += 1) {
@@ -390,6 +396,29 @@ class WritePipeline<T extends { id: string }, M extends CommandMessage> {
       this.inFlight.add(run);
     }
     this.forgetFinishedPages();
+  }
+
+  /**
+   * Tracks the re-send of an earlier run's pending commands like one more delivery: drained with the rest,
+   * and a command it could not send fails the run (its record stays pending for the retry).
+   */
+  resend(
+    delivery: Promise<{ enqueued: number; failed: ReadonlyArray<{ id: string; reason: string }> }>,
+    onSent: (enqueued: number) => void,
+  ): void {
+    const tracked: Promise<void> = delivery
+      .then(
+        ({ enqueued, failed }) => {
+          this.stats.commandsEnqueued += enqueued;
+          onSent(enqueued);
+          if (failed.length > 0) this.error ??= { reason: new CommandSendError(failed) };
+        },
+        (reason: unknown) => {
+          this.error ??= { reason };
+        },
+      )
+      .finally(() => this.deliveries.delete(tracked));
+    this.deliveries.add(tracked);
   }
 
   /** Waits for every transaction and delivery; throws the first failure. */

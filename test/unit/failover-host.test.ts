@@ -12,6 +12,7 @@ import {
 import { isExecutingProcessState, type ProcessInstance } from '../../lib/failover/rules.ts';
 import { type CommandMessage, type FailoverRequest, FailoverRequestSchema } from '../../lib/messages.ts';
 import { silentLog } from '../../lib/observability.ts';
+import { CommandSendError } from '../../lib/queue/outbox.ts';
 import { type CommandStore, type OutboxBatch, outboxId } from '../../lib/store/commands.ts';
 import type { FailoverWrite, FenceStamp, Page, TransactOutcome } from '../../lib/store/failover-writes.ts';
 import type { InstanceStore } from '../../lib/store/instances.ts';
@@ -397,8 +398,40 @@ describe('failOverHost', () => {
     expect(outcome).toEqual({ status: 'lock-held', retryAfterMs: 4_000, holderFence: 1 });
   });
 
-  it('first re-sends commands an earlier run of this host left pending', async () => {
-    const { sent, pendingLeftovers, deps } = setup(0);
+  it('reads the liveness and the first page while it takes the lock, and drops them when the lock is held', async () => {
+    const { instances, locks, sent, deps } = setup(3);
+    await locks.acquire('x', 'other', 4_000, 10_000);
+    const seenAtAcquire: Array<{ pagesRead: number; liveReads: number }> = [];
+    let liveReads = 0;
+    deps.servers = {
+      liveIncarnation: async () => {
+        liveReads += 1;
+        return null;
+      },
+    };
+    const acquire = locks.acquire.bind(locks);
+    locks.acquire = (...args) => {
+      seenAtAcquire.push({ pagesRead: instances.pagesRead, liveReads });
+      return acquire(...args);
+    };
+
+    const held = await failOverHost(REQUEST, deps, unlimited);
+    locks.owner = undefined;
+    const done = await failOverHost(REQUEST, deps, unlimited);
+
+    expect(seenAtAcquire).toEqual([
+      { pagesRead: 1, liveReads: 1 },
+      { pagesRead: 2, liveReads: 2 },
+    ]);
+    // The second run wrote from the page it read while taking the lock: no page read after it.
+    expect(instances.pagesRead).toBe(2);
+    expect(held).toMatchObject({ status: 'lock-held' });
+    expect(done).toMatchObject({ status: 'done', stats: { failedOver: 3, pages: 1 } });
+    expect(sent).toHaveLength(3);
+  });
+
+  it('re-sends commands an earlier run of this host left pending, alongside its own', async () => {
+    const { sent, pendingLeftovers, deps } = setup(2);
     const leftover: CommandMessage = {
       type: 'RecoveryCommand',
       id: 'recover/old/1',
@@ -418,7 +451,40 @@ describe('failOverHost', () => {
 
     const outcome = await failOverHost(REQUEST, deps, unlimited);
 
-    expect(outcome).toMatchObject({ status: 'done', stats: { failedOver: 0, commandsEnqueued: 1 } });
-    expect(sent).toEqual([leftover]);
+    expect(outcome).toMatchObject({ status: 'done', stats: { failedOver: 2, commandsEnqueued: 3 } });
+    expect(sent).toContainEqual(leftover);
+    expect(sent).toHaveLength(3);
+  });
+
+  it('fails the run when a leftover command cannot be sent, its own commands sent and the lock released', async () => {
+    const { locks, sent, pendingLeftovers, deps } = setup(2);
+    pendingLeftovers.push({
+      type: 'RecoveryCommand',
+      id: 'recover/old/1',
+      commandType: 'RECOVER_TOLERANCE_FAULT_PROCESS',
+      processInstanceId: 'old',
+      processDefinitionCode: 1,
+      processDefinitionVersion: 1,
+      executorId: 1,
+      priority: 'MEDIUM',
+      commandParam: '{"ProcessInstanceId":"old"}',
+      failedHost: HOST,
+      generation: 1,
+      fence: 1,
+      createdAt: 1,
+    });
+    const send = deps.commandQueue.send.bind(deps.commandQueue);
+    deps.commandQueue = {
+      send: async (messages) => {
+        const refused = messages.filter((m) => m.id === 'recover/old/1');
+        const result = await send(messages.filter((m) => !refused.includes(m)));
+        return { ...result, failed: refused.map((m) => ({ id: m.id, reason: 'refused' })) };
+      },
+    };
+
+    await expect(failOverHost(REQUEST, deps, unlimited)).rejects.toBeInstanceOf(CommandSendError);
+
+    expect(sent.map((m) => m.id).sort()).toEqual(['recover/i0000/1', 'recover/i0001/1']);
+    expect(locks.owner).toBeUndefined();
   });
 });
