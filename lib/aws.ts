@@ -7,11 +7,22 @@ let dynamodb: DynamoDBClient | undefined;
 let sqs: SQSClient | undefined;
 
 export function dynamoDbClient(): DynamoDBClient {
-  dynamodb ??= new DynamoDBClient({ maxAttempts: 5 });
+  dynamodb ??= withoutRequestLogging(new DynamoDBClient({ maxAttempts: 5 }));
   return dynamodb;
 }
 
 export function sqsClient(): SQSClient {
-  sqs ??= new SQSClient({ maxAttempts: 5 });
+  sqs ??= withoutRequestLogging(new SQSClient({ maxAttempts: 5 }));
   return sqs;
+}
+
+/**
+ * Removes the SDK's request-logging middleware. We never give the SDK a logger, yet with its default no-op
+ * logger that middleware still builds a redacted deep copy of every request and response for the log call
+ * it then drops: about a tenth of the failover function's CPU, most of it on the 80 KB transactions and
+ * the 200-item pages. Errors still reach our own logs through the thrown exceptions.
+ */
+export function withoutRequestLogging<T extends DynamoDBClient | SQSClient>(client: T): T {
+  client.middlewareStack.remove('loggerMiddleware');
+  return client;
 }
