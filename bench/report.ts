@@ -1,5 +1,6 @@
 // The benchmark's outputs: the JSON document, a plain-text table, and an HTML page with two inline SVG
 // charts (detection delay distribution, throughput comparison). No network, no dependencies.
+import type { CoreSplit } from './cores.ts';
 import type { DetectionResult } from './detection.ts';
 import type { ScaleResult } from './scale.ts';
 import type { FloorConfig, ThroughputResult } from './throughput.ts';
@@ -17,7 +18,15 @@ export interface BenchResults {
   mode: 'full' | 'quick';
   startedAt: string;
   durationSeconds: number;
-  machine: { cpus: number; model: string; memoryGb: number; platform: string; loadAverage: number[] };
+  machine: {
+    cpus: number;
+    model: string;
+    memoryGb: number;
+    platform: string;
+    loadAverage: number[];
+    /** DynamoDB Local on cores of its own (bench/cores.ts), or why not. Older results have none. */
+    cores?: CoreSplit | { shared: string };
+  };
   commit: string;
   /** Uncommitted changes in the working tree when it ran. */
   dirty: boolean;
@@ -55,10 +64,18 @@ function table(headers: string[], rows: string[][]): string {
   return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
+/** How the cores were shared, for the heading line. */
+function coresNote(r: BenchResults): string {
+  const cores = r.machine.cores;
+  if (cores === undefined) return '';
+  if ('shared' in cores) return `; cores shared (${cores.shared})`;
+  return `; DynamoDB Local on CPU ${cores.dynamoDbLocal.join(',')}, clients on ${cores.clients.join(',')}`;
+}
+
 export function formatText(r: BenchResults): string {
   const d = r.detection;
   const parts = [
-    `zk-failover benchmark (${r.mode}) — ${r.startedAt}, ${r.durationSeconds} s, commit ${r.commit.slice(0, 10)}${r.dirty ? '+dirty' : ''}, node ${r.node}, ${r.machine.cpus} x ${r.machine.model}`,
+    `zk-failover benchmark (${r.mode}) — ${r.startedAt}, ${r.durationSeconds} s, commit ${r.commit.slice(0, 10)}${r.dirty ? '+dirty' : ''}, node ${r.node}, ${r.machine.cpus} x ${r.machine.model}${coresNote(r)}`,
     '',
     `Detection (${d.relayed}/${d.removals} removals relayed; delay from the raw watch seeing a removal to the request on the failover queue)`,
     table(
@@ -238,7 +255,7 @@ export function formatHtml(r: BenchResults): string {
 <style>body{font-family:system-ui,sans-serif;margin:2em;max-width:72em}pre{background:#f6f6f6;padding:1em;overflow:auto}</style>
 </head><body>
 <h1>zk-failover benchmark (${r.mode})</h1>
-<p>${escapeHtml(r.startedAt)} · commit <code>${escapeHtml(r.commit)}</code>${r.dirty ? ' (with uncommitted changes)' : ''} · Node ${escapeHtml(r.node)} · ${r.machine.cpus} × ${escapeHtml(r.machine.model)}, ${r.machine.memoryGb} GB</p>
+<p>${escapeHtml(r.startedAt)} · commit <code>${escapeHtml(r.commit)}</code>${r.dirty ? ' (with uncommitted changes)' : ''} · Node ${escapeHtml(r.node)} · ${r.machine.cpus} × ${escapeHtml(r.machine.model)}, ${r.machine.memoryGb} GB${escapeHtml(coresNote(r))}</p>
 <h2>Detection delay</h2>
 <p>Cumulative distribution over ${r.detection.relayed} removals: p50 ${r.detection.p50Ms} ms, p99 ${r.detection.p99Ms} ms after the raw watch (raw watch p99 ${r.detection.rawP99Ms} ms after the delete call).</p>
 ${detectionChart(r.detection)}

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import { withoutRequestLogging } from '../lib/aws.ts';
 import { loadConfig } from '../lib/config.ts';
 import { buildRecoveryCommand } from '../lib/failover/rules.ts';
 import { itemSizeBytes, startLatencyProxy } from '../lib/local/latency-proxy.ts';
@@ -18,6 +19,7 @@ import { type LocalStack, startLocalStack } from '../lib/local/stack.ts';
 import { marshalFlat } from '../lib/store/attributes.ts';
 import { commandItem, outboxId, outboxItem } from '../lib/store/commands.ts';
 import { failoverLockName } from '../lib/store/locks.ts';
+import { separateServiceCores } from './cores.ts';
 import { type DetectionResult, measureDetection } from './detection.ts';
 import { type BenchResults, formatHtml, formatText, type TargetCheck } from './report.ts';
 import { measureScale, type ScaleResult } from './scale.ts';
@@ -50,7 +52,7 @@ const plans: Record<'full' | 'quick', Plan> = {
     detectionRemovals: 60,
     warmUps: 1,
     sizes: [1_000, 10_000],
-    rounds: (instances) => (instances >= 10_000 ? 2 : 3),
+    rounds: (instances) => (instances >= 10_000 ? 3 : 5),
     baselineSample: (latencyMs) => (latencyMs > 0 ? 500 : 2_000),
     search: { instances: 500, batchSizes: [25, 49], concurrencies: [2, 4, 8, 16] },
     scale: { instances: 100_000, timeoutMs: 10_000, deadlineMarginMs: 3_000, limitMs: 360_000 },
@@ -224,6 +226,8 @@ export async function runBench(options: {
   latencies?: number[];
   /** Throughput at these N only (default: the plan's). */
   sizes?: number[];
+  /** Leave DynamoDB Local's threads free to run on every core, next to the clients (see bench/cores.ts). */
+  sharedCores?: boolean;
 }): Promise<BenchResults> {
   const mode = options.quick ? 'quick' : 'full';
   const plan = { ...plans[mode], ...(options.sizes ? { sizes: options.sizes } : {}) };
@@ -241,6 +245,14 @@ export async function runBench(options: {
   const stack: LocalStack = await startLocalStack({
     queueOverrides: { FailoverQueue: { VisibilityTimeout: '5' } },
   });
+  const cores = options.sharedCores
+    ? { skipped: '--shared-cores' }
+    : separateServiceCores(stack.dynamodb.process.pid);
+  note(
+    'split' in cores
+      ? `DynamoDB Local on CPU ${cores.split.dynamoDbLocal.join(',')}, the benchmark and its containers on ${cores.split.clients.join(',')}`
+      : `cores shared by DynamoDB Local and the clients (${cores.skipped})`,
+  );
   const bytes = itemBytes(tuning.FAILOVER_BATCH_SIZE);
   const ddbProxy = await startLatencyProxy({
     target: stack.info.dynamodb,
@@ -254,22 +266,21 @@ export async function runBench(options: {
     rewriteQueueUrls: true,
   });
   const runtimes: LocalRuntime[] = [];
-  const proxiedDynamoDb = new DynamoDBClient({
-    endpoint: ddbProxy.endpoint,
+  // The floors' and the baseline's clients are set up as lean as the function's (lib/aws.ts).
+  const clientOptions = (endpoint: string) => ({
+    endpoint,
     region: stack.info.region,
     credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
   });
-  const proxiedSqs = new SQSClient({
-    endpoint: sqsProxy.endpoint,
-    region: stack.info.region,
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-  });
+  const directDynamoDb = withoutRequestLogging(new DynamoDBClient(clientOptions(stack.info.dynamodb)));
+  const directSqs = withoutRequestLogging(new SQSClient(clientOptions(stack.info.sqs)));
+  const proxiedDynamoDb = withoutRequestLogging(new DynamoDBClient(clientOptions(ddbProxy.endpoint)));
+  const proxiedSqs = withoutRequestLogging(new SQSClient(clientOptions(sqsProxy.endpoint)));
   let stopped: Promise<void> | undefined;
   const stopEverything = () => {
     stopped ??= (async () => {
       await Promise.allSettled(runtimes.map((r) => r.stop()));
-      proxiedDynamoDb.destroy();
-      proxiedSqs.destroy();
+      for (const client of [directDynamoDb, directSqs, proxiedDynamoDb, proxiedSqs]) client.destroy();
       await Promise.allSettled([ddbProxy.stop(), sqsProxy.stop()]);
       await stack.stop();
     })();
@@ -305,8 +316,8 @@ export async function runBench(options: {
       const views: ServiceView[] = [
         {
           latencyMs: 0,
-          dynamodb: stack.clients.dynamodb,
-          sqs: stack.clients.sqs,
+          dynamodb: directDynamoDb,
+          sqs: directSqs,
           commandsQueueUrl: queues.commands,
           runtime: runtimeFor({}),
         },
@@ -330,13 +341,15 @@ export async function runBench(options: {
       for (const view of views.filter((v) => wanted.includes(v.latencyMs))) {
         note(`throughput: latency ${view.latencyMs} ms: warm-up`);
         await bench.warmUp(view, Math.min(500, plan.sizes[0] ?? 500), plan.warmUps);
-        const search = await bench.searchFloor(view, plan.search);
-        floorSearch.push({ latencyMs: view.latencyMs, instances: plan.search.instances, results: search });
-        const best = search[0] as FloorConfig;
+        // The baseline first: a run timed right after its plain writes went up to 2x slower than the same
+        // run later on; the floor search's transactions come between them now.
         const baseline = await bench.baseline(view, plan.baselineSample(view.latencyMs));
         note(
           `  latency=${view.latencyMs}ms sequential ${round(baseline.perSecond)}/s (${baseline.count} instances)`,
         );
+        const search = await bench.searchFloor(view, plan.search);
+        floorSearch.push({ latencyMs: view.latencyMs, instances: plan.search.instances, results: search });
+        const best = search[0] as FloorConfig;
         for (const instances of plan.sizes) {
           const result = await bench.measure(
             view,
@@ -379,6 +392,7 @@ export async function runBench(options: {
       memoryGb: round(totalmem() / 1024 ** 3, 1),
       platform: `${process.platform} ${process.arch}`,
       loadAverage: loadavg().map((l) => round(l, 2)),
+      cores: 'split' in cores ? cores.split : { shared: cores.skipped },
     },
     commit: git(['rev-parse', 'HEAD']),
     dirty: git(['status', '--porcelain']) !== '',
@@ -465,6 +479,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       only: { type: 'string' },
       latencies: { type: 'string' },
       sizes: { type: 'string' },
+      'shared-cores': { type: 'boolean', default: false },
     },
   });
   const only = values.only?.split(',').map((p) => p.trim()) as Phase[] | undefined;
@@ -474,6 +489,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     only,
     latencies: values.latencies?.split(',').map(Number),
     sizes: values.sizes?.split(',').map(Number),
+    sharedCores: values['shared-cores'] === true,
   });
   process.stdout.write(formatText(results));
   process.stdout.write(`\nwrote ${join(values.out ?? '', 'latest.json')} and latest.html\n`);

@@ -2,7 +2,7 @@
 // issue asks for, with no duplicate and no missing command. Timings are not asserted: the machine is shared.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { formatSummary, summarize } from '../../bench/summarize.ts';
@@ -40,7 +40,16 @@ describe('bench --quick', () => {
       mode: 'quick',
       commit: expect.stringMatching(/^[0-9a-f]{40}$/),
       node: expect.stringMatching(/^v22\./),
-      machine: { cpus: finiteNumber, model: expect.any(String), memoryGb: finiteNumber },
+      machine: {
+        cpus: finiteNumber,
+        model: expect.any(String),
+        memoryGb: finiteNumber,
+        // DynamoDB Local on a core of its own where there are two or more (bench/cores.ts).
+        cores:
+          os.availableParallelism() >= 2
+            ? { dynamoDbLocal: [expect.any(Number)], clients: expect.arrayContaining([expect.any(Number)]) }
+            : { shared: expect.any(String) },
+      },
       detection: { p50Ms: finiteNumber, p99Ms: finiteNumber, rawP99Ms: finiteNumber },
       scale: {
         instances: finiteNumber,
