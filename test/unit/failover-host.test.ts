@@ -241,6 +241,23 @@ const REQUEST: FailoverRequest = FailoverRequestSchema.parse({
   source: 'watcher',
 });
 
+/** A command an earlier run of HOST wrote and never got onto the queue. */
+const LEFTOVER: CommandMessage = {
+  type: 'RecoveryCommand',
+  id: 'recover/old/1',
+  commandType: 'RECOVER_TOLERANCE_FAULT_PROCESS',
+  processInstanceId: 'old',
+  processDefinitionCode: 1,
+  processDefinitionVersion: 1,
+  executorId: 1,
+  priority: 'MEDIUM',
+  commandParam: '{"ProcessInstanceId":"old"}',
+  failedHost: HOST,
+  generation: 1,
+  fence: 1,
+  createdAt: 1,
+};
+
 const unlimited: Budget = { shouldStop: () => false };
 
 function sentCounts(sent: readonly CommandMessage[]): Map<string, number> {
@@ -432,47 +449,18 @@ describe('failOverHost', () => {
 
   it('re-sends commands an earlier run of this host left pending, alongside its own', async () => {
     const { sent, pendingLeftovers, deps } = setup(2);
-    const leftover: CommandMessage = {
-      type: 'RecoveryCommand',
-      id: 'recover/old/1',
-      commandType: 'RECOVER_TOLERANCE_FAULT_PROCESS',
-      processInstanceId: 'old',
-      processDefinitionCode: 1,
-      processDefinitionVersion: 1,
-      executorId: 1,
-      priority: 'MEDIUM',
-      commandParam: '{"ProcessInstanceId":"old"}',
-      failedHost: HOST,
-      generation: 1,
-      fence: 1,
-      createdAt: 1,
-    };
-    pendingLeftovers.push(leftover);
+    pendingLeftovers.push(LEFTOVER);
 
     const outcome = await failOverHost(REQUEST, deps, unlimited);
 
     expect(outcome).toMatchObject({ status: 'done', stats: { failedOver: 2, commandsEnqueued: 3 } });
-    expect(sent).toContainEqual(leftover);
+    expect(sent).toContainEqual(LEFTOVER);
     expect(sent).toHaveLength(3);
   });
 
   it('fails the run when a leftover command cannot be sent, its own commands sent and the lock released', async () => {
     const { locks, sent, pendingLeftovers, deps } = setup(2);
-    pendingLeftovers.push({
-      type: 'RecoveryCommand',
-      id: 'recover/old/1',
-      commandType: 'RECOVER_TOLERANCE_FAULT_PROCESS',
-      processInstanceId: 'old',
-      processDefinitionCode: 1,
-      processDefinitionVersion: 1,
-      executorId: 1,
-      priority: 'MEDIUM',
-      commandParam: '{"ProcessInstanceId":"old"}',
-      failedHost: HOST,
-      generation: 1,
-      fence: 1,
-      createdAt: 1,
-    });
+    pendingLeftovers.push(LEFTOVER);
     const send = deps.commandQueue.send.bind(deps.commandQueue);
     deps.commandQueue = {
       send: async (messages) => {
