@@ -14,6 +14,15 @@ export interface CoreSplit {
   clients: number[];
 }
 
+/** The split, or why the cores stay shared (as the results' `machine.cores` records it). */
+export type Cores = CoreSplit | { shared: string };
+
+/** One line for the log and the report's heading. */
+export function describeCores(cores: Cores): string {
+  if ('shared' in cores) return `cores shared by DynamoDB Local and the clients (${cores.shared})`;
+  return `DynamoDB Local on CPU ${cores.dynamoDbLocal.join(',')}, the benchmark and its containers on ${cores.clients.join(',')}`;
+}
+
 /** Parses a kernel CPU list (`0-3,6,8-9`). */
 export function parseCpuList(list: string): number[] {
   const cpus: number[] = [];
@@ -51,11 +60,11 @@ export function planSplit(cpus: readonly number[]): CoreSplit | undefined {
  * others (`taskset -a`, util-linux). Returns what it did, or the reason it did nothing (one CPU, no
  * taskset, not Linux): the benchmark then runs unpinned and says so.
  */
-export function separateServiceCores(dynamoDbPid: number): { split: CoreSplit } | { skipped: string } {
+export function separateServiceCores(dynamoDbPid: number): Cores {
   const cpus = allowedCpus();
-  if (cpus === undefined) return { skipped: 'no /proc/self/status (not Linux)' };
+  if (cpus === undefined) return { shared: 'no /proc/self/status (not Linux)' };
   const split = planSplit(cpus);
-  if (split === undefined) return { skipped: `only ${cpus.length} CPU allowed` };
+  if (split === undefined) return { shared: `only ${cpus.length} CPU allowed` };
   const pin = (list: readonly number[], pid: number) =>
     execFileSync('taskset', ['-a', '-cp', list.join(','), String(pid)], { stdio: 'ignore' });
   try {
@@ -66,7 +75,7 @@ export function separateServiceCores(dynamoDbPid: number): { split: CoreSplit } 
     try {
       pin(cpus, dynamoDbPid);
     } catch {}
-    return { skipped: `taskset failed: ${error instanceof Error ? error.message : String(error)}` };
+    return { shared: `taskset failed: ${error instanceof Error ? error.message : String(error)}` };
   }
-  return { split };
+  return split;
 }

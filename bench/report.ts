@@ -1,6 +1,6 @@
 // The benchmark's outputs: the JSON document, a plain-text table, and an HTML page with two inline SVG
 // charts (detection delay distribution, throughput comparison). No network, no dependencies.
-import type { CoreSplit } from './cores.ts';
+import { type Cores, describeCores } from './cores.ts';
 import type { DetectionResult } from './detection.ts';
 import type { ScaleResult } from './scale.ts';
 import type { FloorConfig, ThroughputResult } from './throughput.ts';
@@ -25,7 +25,7 @@ export interface BenchResults {
     platform: string;
     loadAverage: number[];
     /** DynamoDB Local on cores of its own (bench/cores.ts), or why not. Older results have none. */
-    cores?: CoreSplit | { shared: string };
+    cores?: Cores;
   };
   commit: string;
   /** Uncommitted changes in the working tree when it ran. */
@@ -66,10 +66,7 @@ function table(headers: string[], rows: string[][]): string {
 
 /** How the cores were shared, for the heading line. */
 function coresNote(r: BenchResults): string {
-  const cores = r.machine.cores;
-  if (cores === undefined) return '';
-  if ('shared' in cores) return `; cores shared (${cores.shared})`;
-  return `; DynamoDB Local on CPU ${cores.dynamoDbLocal.join(',')}, clients on ${cores.clients.join(',')}`;
+  return r.machine.cores === undefined ? '' : `; ${describeCores(r.machine.cores)}`;
 }
 
 export function formatText(r: BenchResults): string {

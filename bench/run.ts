@@ -15,11 +15,11 @@ import { loadConfig } from '../lib/config.ts';
 import { buildRecoveryCommand } from '../lib/failover/rules.ts';
 import { itemSizeBytes, startLatencyProxy } from '../lib/local/latency-proxy.ts';
 import { type LocalRuntime, startLocalRuntime } from '../lib/local/runtime.ts';
-import { type LocalStack, startLocalStack } from '../lib/local/stack.ts';
+import { type LocalStack, localCredentials, startLocalStack } from '../lib/local/stack.ts';
 import { marshalFlat } from '../lib/store/attributes.ts';
 import { commandItem, outboxId, outboxItem } from '../lib/store/commands.ts';
 import { failoverLockName } from '../lib/store/locks.ts';
-import { separateServiceCores } from './cores.ts';
+import { type Cores, describeCores, separateServiceCores } from './cores.ts';
 import { type DetectionResult, measureDetection } from './detection.ts';
 import { type BenchResults, formatHtml, formatText, type TargetCheck } from './report.ts';
 import { measureScale, type ScaleResult } from './scale.ts';
@@ -245,14 +245,10 @@ export async function runBench(options: {
   const stack: LocalStack = await startLocalStack({
     queueOverrides: { FailoverQueue: { VisibilityTimeout: '5' } },
   });
-  const cores = options.sharedCores
-    ? { skipped: '--shared-cores' }
+  const cores: Cores = options.sharedCores
+    ? { shared: '--shared-cores' }
     : separateServiceCores(stack.dynamodb.process.pid);
-  note(
-    'split' in cores
-      ? `DynamoDB Local on CPU ${cores.split.dynamoDbLocal.join(',')}, the benchmark and its containers on ${cores.split.clients.join(',')}`
-      : `cores shared by DynamoDB Local and the clients (${cores.skipped})`,
-  );
+  note(describeCores(cores));
   const bytes = itemBytes(tuning.FAILOVER_BATCH_SIZE);
   const ddbProxy = await startLatencyProxy({
     target: stack.info.dynamodb,
@@ -270,7 +266,7 @@ export async function runBench(options: {
   const clientOptions = (endpoint: string) => ({
     endpoint,
     region: stack.info.region,
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    credentials: localCredentials,
   });
   const directDynamoDb = withoutRequestLogging(new DynamoDBClient(clientOptions(stack.info.dynamodb)));
   const directSqs = withoutRequestLogging(new SQSClient(clientOptions(stack.info.sqs)));
@@ -392,7 +388,7 @@ export async function runBench(options: {
       memoryGb: round(totalmem() / 1024 ** 3, 1),
       platform: `${process.platform} ${process.arch}`,
       loadAverage: loadavg().map((l) => round(l, 2)),
-      cores: 'split' in cores ? cores.split : { shared: cores.skipped },
+      cores,
     },
     commit: git(['rev-parse', 'HEAD']),
     dirty: git(['status', '--porcelain']) !== '',

@@ -406,19 +406,13 @@ class WritePipeline<T extends { id: string }, M extends CommandMessage> {
     delivery: Promise<{ enqueued: number; failed: ReadonlyArray<{ id: string; reason: string }> }>,
     onSent: (enqueued: number) => void,
   ): void {
-    const tracked: Promise<void> = delivery
-      .then(
-        ({ enqueued, failed }) => {
-          this.stats.commandsEnqueued += enqueued;
-          onSent(enqueued);
-          if (failed.length > 0) this.error ??= { reason: new CommandSendError(failed) };
-        },
-        (reason: unknown) => {
-          this.error ??= { reason };
-        },
-      )
-      .finally(() => this.deliveries.delete(tracked));
-    this.deliveries.add(tracked);
+    this.track(
+      delivery.then(({ enqueued, failed }) => {
+        this.stats.commandsEnqueued += enqueued;
+        onSent(enqueued);
+        if (failed.length > 0) throw new CommandSendError(failed);
+      }),
+    );
   }
 
   /** Waits for every transaction and delivery; throws the first failure. */
@@ -450,18 +444,22 @@ class WritePipeline<T extends { id: string }, M extends CommandMessage> {
    */
   private deliver(): void {
     for (const batch of this.written.splice(0)) {
-      const delivery: Promise<void> = deliverCommands(this.outbox, batch, () => this.deps.clock.now())
-        .then(
-          (enqueued) => {
-            this.stats.commandsEnqueued += enqueued;
-          },
-          (reason: unknown) => {
-            this.error ??= { reason };
-          },
-        )
-        .finally(() => this.deliveries.delete(delivery));
-      this.deliveries.add(delivery);
+      this.track(
+        deliverCommands(this.outbox, batch, () => this.deps.clock.now()).then((enqueued) => {
+          this.stats.commandsEnqueued += enqueued;
+        }),
+      );
     }
+  }
+
+  /** Counts `delivery` in flight until it settles; its failure fails the run. */
+  private track(delivery: Promise<void>): void {
+    const tracked: Promise<void> = delivery
+      .catch((reason: unknown) => {
+        this.error ??= { reason };
+      })
+      .finally(() => this.deliveries.delete(tracked));
+    this.deliveries.add(tracked);
   }
 }
 

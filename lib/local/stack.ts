@@ -45,7 +45,8 @@ export interface LocalStack {
   stop(): Promise<void>;
 }
 
-const localCredentials = { accessKeyId: 'local', secretAccessKey: 'local' };
+/** The local services accept any credentials; these are the ones every local client uses. */
+export const localCredentials = { accessKeyId: 'local', secretAccessKey: 'local' };
 
 /** Starts ZooKeeper, DynamoDB Local and the SQS emulator in parallel, then creates serverless.yml's resources. */
 export async function startLocalStack(options: StackOptions = {}): Promise<LocalStack> {
