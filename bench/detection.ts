@@ -8,7 +8,7 @@ import type { LocalStack } from '../lib/local/stack.ts';
 import { parseFailoverRequest } from '../lib/messages.ts';
 import { createLayout } from '../lib/registry/layout.ts';
 import { connectZk, type ZkSession } from '../lib/registry/zk-client.ts';
-import { DynamoServerStore } from '../lib/store/servers.ts';
+import { DynamoServerStore } from '../lib/store/dynamodb/servers.ts';
 import { note, quantile, round, sleep } from './support.ts';
 
 export interface DetectionResult {

@@ -7,8 +7,8 @@ import { recoveryCommandId } from '../lib/failover/rules.ts';
 import { startLocalRuntime } from '../lib/local/runtime.ts';
 import type { LocalStack } from '../lib/local/stack.ts';
 import { SqsFailoverRequestQueue } from '../lib/queue/failover-requests.ts';
-import { batchGetConsistent } from '../lib/store/attributes.ts';
-import { commandsWithOutboxState } from '../lib/store/commands.ts';
+import { batchGetConsistent } from '../lib/store/dynamodb/attributes.ts';
+import { commandsWithOutboxState } from '../lib/store/dynamodb/commands.ts';
 import { seededId, seedManyInstances, uniqueHost } from './seed.ts';
 import { CommandTally, failoverRequest, note, purgeQueue, queueDepth, round, sleep } from './support.ts';
 

@@ -5,7 +5,7 @@ import { type AttributeValue, BatchWriteItemCommand } from '@aws-sdk/client-dyna
 import { mapConcurrently } from '../lib/failover/concurrency.ts';
 import type { ProcessInstance, TaskInstance } from '../lib/failover/rules.ts';
 import type { LocalStack } from '../lib/local/stack.ts';
-import { marshalFlat } from '../lib/store/attributes.ts';
+import { marshalFlat } from '../lib/store/dynamodb/attributes.ts';
 
 export const T0 = 1_700_000_000_000;
 

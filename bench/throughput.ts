@@ -12,6 +12,7 @@ import {
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse } from 'aws-lambda';
 import { chunk, mapConcurrently } from '../lib/failover/concurrency.ts';
+import { type FailoverWrite, type FenceStamp, failoverLockName } from '../lib/failover/ports.ts';
 import { buildRecoveryCommand, type ProcessInstance } from '../lib/failover/rules.ts';
 import type { LatencyProxy, RequestCounts } from '../lib/local/latency-proxy.ts';
 import type { LocalRuntime } from '../lib/local/runtime.ts';
@@ -22,10 +23,9 @@ import {
   commandGroupId,
   type RecoveryCommand,
 } from '../lib/messages.ts';
-import { commandItem, DynamoCommandStore, outboxId } from '../lib/store/commands.ts';
-import { type FailoverWrite, type FenceStamp, failoverTransaction } from '../lib/store/failover-writes.ts';
-import { DynamoInstanceStore } from '../lib/store/instances.ts';
-import { failoverLockName } from '../lib/store/locks.ts';
+import { commandItem, DynamoCommandStore, outboxId } from '../lib/store/dynamodb/commands.ts';
+import { failoverTransaction } from '../lib/store/dynamodb/failover-writes.ts';
+import { DynamoInstanceStore } from '../lib/store/dynamodb/instances.ts';
 import { seedManyInstances, uniqueHost } from './seed.ts';
 import { failoverRequest, median, note, purgeQueue, round, sqsEventOf } from './support.ts';
 

@@ -63,12 +63,104 @@ export const settings = {
   DEADLINE_MARGIN_MS: positiveInt.default(10_000),
   /** Watcher: end its watch window this long before the function's deadline. */
   WATCH_MARGIN_MS: positiveInt.default(5_000),
+  /** Where the failover works: the DynamoDB tables (DESIGN section 4) or DolphinScheduler's own database (section 10). */
+  STORE: z.enum(['dynamodb', 'dolphinscheduler']).default('dynamodb'),
+  /** DolphinScheduler's database as a URL (`postgresql://…`, `mysql://…`; `?sslmode=require` for TLS); local runs. */
+  DS_DATABASE_URL: z
+    .string()
+    .regex(/^(postgres|postgresql|mysql|mariadb):\/\/.+/, 'must be a postgresql:// or mysql:// URL')
+    .optional(),
+  /** Secrets Manager secret (ARN) in the shape RDS writes (engine, host, port, username, password, dbname). */
+  DS_DATABASE_SECRET_ARN: z
+    .string()
+    .optional()
+    .transform((v) => (v === undefined || v === '' || v === 'none' ? undefined : v)),
+  /** The database's dialect; required with the secret, checked against the URL's scheme otherwise. */
+  DS_DIALECT: z.enum(['postgresql', 'mysql']).optional(),
+  /** DolphinScheduler's release: the failover lock's path in ZooKeeper (3.1 and 3.2 differ). */
+  DS_VERSION: z.enum(['3.1', '3.2']).default('3.2'),
+  /** The time zone of DolphinScheduler's JVM, in which its database holds times (IANA name, e.g. Asia/Shanghai). */
+  DS_TIME_ZONE: z
+    .string()
+    .refine(isTimeZone, 'must be an IANA time zone name such as UTC or Asia/Shanghai')
+    .optional(),
+  /** Instance ids covered by one page read (DolphinScheduler has no index on host: pages are id ranges). */
+  DS_SCAN_SPAN: positiveInt.default(50_000),
+  /** Connections per container to DolphinScheduler's database. */
+  DS_POOL_MAX: z.coerce.number().int().min(1).max(32).default(5),
   /**
    * Fault injection for crash tests only (lib/faults.ts), e.g. `after-transaction=3:exit`. Absent in every
    * deployed environment.
    */
   ZKF_FAILPOINTS: z.string().optional(),
 } as const;
+
+function isTimeZone(name: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: name });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The settings of the DolphinScheduler store (with STORE=dolphinscheduler). */
+export const dolphinSchedulerSettings = [
+  'DS_DATABASE_URL',
+  'DS_DATABASE_SECRET_ARN',
+  'DS_DIALECT',
+  'DS_VERSION',
+  'DS_TIME_ZONE',
+  'DS_SCAN_SPAN',
+  'DS_POOL_MAX',
+] as const;
+
+export interface DolphinSchedulerConfig {
+  database:
+    | { url: string; dialect: 'postgresql' | 'mysql' }
+    | { secretArn: string; dialect: 'postgresql' | 'mysql' };
+  version: '3.1' | '3.2';
+  timeZone: string;
+  scanSpan: number;
+  poolMax: number;
+}
+
+/** The DolphinScheduler store's settings, with the rules no single variable can state. Throws ConfigError. */
+export function loadDolphinSchedulerConfig(env: NodeJS.ProcessEnv = process.env): DolphinSchedulerConfig {
+  const c = loadConfig(dolphinSchedulerSettings, env);
+  if (c.DS_TIME_ZONE === undefined) {
+    throw new ConfigError(
+      'invalid configuration: DS_TIME_ZONE: must be set with STORE=dolphinscheduler (the time zone of its masters, e.g. UTC)',
+    );
+  }
+  const common = {
+    version: c.DS_VERSION,
+    timeZone: c.DS_TIME_ZONE,
+    scanSpan: c.DS_SCAN_SPAN,
+    poolMax: c.DS_POOL_MAX,
+  };
+  if (c.DS_DATABASE_URL !== undefined) {
+    const scheme = c.DS_DATABASE_URL.slice(0, c.DS_DATABASE_URL.indexOf(':'));
+    const dialect = scheme.startsWith('postgres') ? 'postgresql' : 'mysql';
+    if (c.DS_DIALECT !== undefined && c.DS_DIALECT !== dialect) {
+      throw new ConfigError(
+        `invalid configuration: DS_DIALECT: ${c.DS_DIALECT} does not match DS_DATABASE_URL (${dialect})`,
+      );
+    }
+    return { ...common, database: { url: c.DS_DATABASE_URL, dialect } };
+  }
+  if (c.DS_DATABASE_SECRET_ARN !== undefined) {
+    if (c.DS_DIALECT === undefined) {
+      throw new ConfigError(
+        'invalid configuration: DS_DIALECT: must be set (postgresql or mysql) with DS_DATABASE_SECRET_ARN',
+      );
+    }
+    return { ...common, database: { secretArn: c.DS_DATABASE_SECRET_ARN, dialect: c.DS_DIALECT } };
+  }
+  throw new ConfigError(
+    'invalid configuration: DS_DATABASE_URL or DS_DATABASE_SECRET_ARN must be set with STORE=dolphinscheduler',
+  );
+}
 
 type Settings = typeof settings;
 export type Config<K extends keyof Settings> = { [P in K]: z.output<Settings[P]> };

@@ -30,6 +30,8 @@ export const FailoverMetric = {
   SkippedItems: 'SkippedItems',
   FailedRequests: 'FailedRequests',
   FailoverDuration: 'FailoverDuration',
+  /** Worker removals acknowledged without writing, where the scheduler fails worker tasks over (D4). */
+  WorkerRemovalsAcknowledged: 'WorkerRemovalsAcknowledged',
 } as const;
 export type FailoverMetricName = (typeof FailoverMetric)[keyof typeof FailoverMetric];
 

@@ -1,4 +1,5 @@
-// SQS-triggered failover function: one failover request per record, partial batch response.
+// SQS-triggered failover function: one failover request per record, partial batch response, on the store
+// the configuration names (STORE: the DynamoDB tables, or DolphinScheduler's own database).
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { Metrics } from '@aws-lambda-powertools/metrics';
@@ -6,20 +7,26 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { dynamoDbClient, sqsClient } from '../../lib/aws.ts';
-import { loadConfig } from '../../lib/config.ts';
+import { loadConfig, loadDolphinSchedulerConfig } from '../../lib/config.ts';
 import { systemClock } from '../../lib/failover/fail-over-host.ts';
 import { type BatchDeps, processFailoverBatch } from '../../lib/failover/process-batch.ts';
 import { metricSink } from '../../lib/observability.ts';
-import { SqsCommandQueue } from '../../lib/queue/commands.ts';
 import { SqsFailoverRecordControl } from '../../lib/queue/failover-records.ts';
 import { SqsFailoverRequestQueue } from '../../lib/queue/failover-requests.ts';
-import { DynamoCommandStore } from '../../lib/store/commands.ts';
-import { DynamoInstanceStore } from '../../lib/store/instances.ts';
-import { DynamoLockStore } from '../../lib/store/locks.ts';
-import { DynamoServerMirror } from '../../lib/store/server-mirror.ts';
-import { DynamoTaskStore } from '../../lib/store/tasks.ts';
+import { registryFromConfig, registryLogger, registrySettings } from '../../lib/registry/registry-config.ts';
+import { ZkSessionProvider } from '../../lib/registry/zk-session-provider.ts';
+import { awsSecretSources } from '../../lib/secrets.ts';
+import { DynamoLockStore } from '../../lib/store/dynamodb/locks.ts';
+import { DynamoRunJournal } from '../../lib/store/dynamodb/run-journal.ts';
+import {
+  dolphinSchedulerDatabase,
+  dolphinSchedulerFailoverPorts,
+  dynamoFailoverPorts,
+  type FailoverStorePorts,
+} from '../../lib/stores.ts';
 
 const config = loadConfig([
+  'STORE',
   'INSTANCES_TABLE',
   'TASKS_TABLE',
   'COMMANDS_TABLE',
@@ -38,17 +45,42 @@ const metrics = new Metrics();
 const dynamodb = dynamoDbClient();
 const sqs = sqsClient();
 
+/** The store the configuration names (STORE), wired once per container. */
+function storePorts(): FailoverStorePorts {
+  if (config.STORE === 'dynamodb') {
+    return dynamoFailoverPorts(
+      { dynamodb, sqs },
+      {
+        instancesTable: config.INSTANCES_TABLE,
+        tasksTable: config.TASKS_TABLE,
+        commandsTable: config.COMMANDS_TABLE,
+        serversTable: config.SERVERS_TABLE,
+        commandsQueueUrl: config.COMMANDS_QUEUE_URL,
+      },
+      logger,
+    );
+  }
+  const ds = loadDolphinSchedulerConfig();
+  const registryLog = registryLogger(logger);
+  const registry = registryFromConfig(loadConfig(registrySettings), registryLog);
+  const secrets = awsSecretSources();
+  return dolphinSchedulerFailoverPorts({
+    database: dolphinSchedulerDatabase(ds, (arn) => secrets.secret(arn)),
+    timeZone: ds.timeZone,
+    scanSpan: ds.scanSpan,
+    zookeeper: new ZkSessionProvider(registry, { connectTimeoutMs: 10_000 }),
+    layout: registry.layout,
+    version: ds.version,
+    journal: new DynamoRunJournal(dynamodb, config.COMMANDS_TABLE),
+    log: logger,
+    registryLog,
+  });
+}
+
 const deps: BatchDeps = {
   failover: {
-    instances: new DynamoInstanceStore(dynamodb, {
-      instances: config.INSTANCES_TABLE,
-      commands: config.COMMANDS_TABLE,
-    }),
-    tasks: new DynamoTaskStore(dynamodb, { tasks: config.TASKS_TABLE, commands: config.COMMANDS_TABLE }),
-    commands: new DynamoCommandStore(dynamodb, config.COMMANDS_TABLE),
+    ...storePorts(),
     locks: new DynamoLockStore(dynamodb, config.LOCKS_TABLE),
-    servers: new DynamoServerMirror(dynamodb, config.SERVERS_TABLE),
-    commandQueue: new SqsCommandQueue(sqs, config.COMMANDS_QUEUE_URL),
     requestQueue: new SqsFailoverRequestQueue(sqs, config.FAILOVER_QUEUE_URL),
     clock: systemClock,
     log: logger,

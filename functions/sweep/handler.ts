@@ -13,9 +13,9 @@ import { SqsCommandQueue } from '../../lib/queue/commands.ts';
 import { SqsFailoverRequestQueue } from '../../lib/queue/failover-requests.ts';
 import { resendPendingCommands } from '../../lib/queue/outbox.ts';
 import { registryFromConfig, registryLogger, registrySettings } from '../../lib/registry/registry-config.ts';
-import { DynamoCommandStore } from '../../lib/store/commands.ts';
-import { DynamoServerStore } from '../../lib/store/servers.ts';
-import { DynamoExecutingWork } from '../../lib/sweep/executing-work.ts';
+import { DynamoCommandStore } from '../../lib/store/dynamodb/commands.ts';
+import { DynamoExecutingWork } from '../../lib/store/dynamodb/executing-work.ts';
+import { DynamoServerStore } from '../../lib/store/dynamodb/servers.ts';
 import { runSweep, type SweepSummary } from '../../lib/sweep/sweep.ts';
 
 const config = loadConfig([

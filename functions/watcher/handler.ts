@@ -11,7 +11,7 @@ import { loadConfig } from '../../lib/config.ts';
 import { SqsFailoverRequestQueue } from '../../lib/queue/failover-requests.ts';
 import { registryFromConfig, registryLogger, registrySettings } from '../../lib/registry/registry-config.ts';
 import { runWatchWindow, type WatchWindowSummary } from '../../lib/registry/watch-window.ts';
-import { DynamoServerStore } from '../../lib/store/servers.ts';
+import { DynamoServerStore } from '../../lib/store/dynamodb/servers.ts';
 
 const config = loadConfig([
   ...registrySettings,

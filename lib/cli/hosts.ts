@@ -2,7 +2,7 @@
 // type taken from the membership mirror when the operator does not give it.
 import { isHostPort, type NodeType } from '../messages.ts';
 import type { MirrorRow } from '../registry/membership.ts';
-import { DynamoServerStore } from '../store/servers.ts';
+import { DynamoServerStore } from '../store/dynamodb/servers.ts';
 import { UsageError } from './args.ts';
 import type { Target } from './target.ts';
 

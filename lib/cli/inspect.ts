@@ -15,9 +15,9 @@ import { createLayout } from '../registry/layout.ts';
 import { RegistryView } from '../registry/listing.ts';
 import type { MirrorRow, ServerObservation } from '../registry/membership.ts';
 import { connectZk } from '../registry/zk-client.ts';
-import { readNumber, readString, str } from '../store/attributes.ts';
-import { parsePendingItem } from '../store/commands.ts';
-import { DynamoServerStore } from '../store/servers.ts';
+import { readNumber, readString, str } from '../store/dynamodb/attributes.ts';
+import { parsePendingItem } from '../store/dynamodb/commands.ts';
+import { DynamoServerStore } from '../store/dynamodb/servers.ts';
 
 export interface QueueDepth {
   visible: number;

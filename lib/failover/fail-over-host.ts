@@ -1,6 +1,8 @@
 // The failover of one host (DESIGN sections 2 and 5): under the host's fenced lease lock, page through the
 // host's executing items, write each eligible one's failover and its command in one transaction (several
-// items per transaction, several transactions at once), then put the commands on the queue (outbox).
+// items per transaction, several transactions at once), then deliver the commands (DynamoDB store: put them
+// on the queue, outbox; DolphinScheduler store: the written row is the delivery, the run is recorded).
+// Where the scheduler has a failover lock of its own (DESIGN D3), it is held while the store is written.
 // Near the invocation's deadline it stops between pages and sends a continuation request.
 import { randomUUID } from 'node:crypto';
 import { failpoint } from '../faults.ts';
@@ -13,27 +15,25 @@ import {
   TaskFailoverNoticeSchema,
 } from '../messages.ts';
 import { describeError, type Log } from '../observability.ts';
-import { type CommandQueue, MAX_COMMAND_BYTES } from '../queue/commands.ts';
-import type { FailoverRequestQueue } from '../queue/failover-requests.ts';
-import {
-  CommandSendError,
-  deliverCommands,
-  deliverPendingCommands,
-  type OutboxDeps,
-} from '../queue/outbox.ts';
-import type { CommandStore, OutboxBatch } from '../store/commands.ts';
-import type { FailoverWrite, FenceStamp, HostItemStore, Page } from '../store/failover-writes.ts';
-import type { InstanceStore } from '../store/instances.ts';
+import { backoffMs, chunk, sleep } from './concurrency.ts';
 import {
   type Checkpoint,
+  type CommandDelivery,
+  CommandSendError,
+  type FailoverRequestQueue,
+  type FailoverWrite,
+  type FenceStamp,
   failoverLockName,
+  type GuardHold,
+  type HostGuard,
+  type HostItemStore,
   type Lease,
+  type LivenessSource,
   LockLostError,
   type LockStore,
-} from '../store/locks.ts';
-import type { ServerMirror } from '../store/server-mirror.ts';
-import type { TaskStore } from '../store/tasks.ts';
-import { backoffMs, chunk, sleep } from './concurrency.ts';
+  type OutboxBatch,
+  type Page,
+} from './ports.ts';
 import {
   buildRecoveryCommand,
   buildTaskNotice,
@@ -65,12 +65,19 @@ export interface FailoverSettings {
 }
 
 export interface FailoverDeps {
-  instances: InstanceStore;
-  tasks: TaskStore;
-  commands: CommandStore;
+  instances: HostItemStore<ProcessInstance, RecoveryCommand>;
+  /**
+   * Absent where the scheduler fails its workers' tasks over itself (DolphinScheduler's own database,
+   * DESIGN D4): a worker request is then acknowledged and nothing is written.
+   */
+  tasks?: HostItemStore<TaskInstance, TaskFailoverNotice>;
+  delivery: CommandDelivery;
+  /** Largest command (JSON bytes) the delivery takes; a larger one is refused before it is written. */
+  maxCommandBytes: number;
   locks: LockStore;
-  servers: ServerMirror;
-  commandQueue: CommandQueue;
+  liveness: LivenessSource;
+  /** The scheduler's own failover lock, held while writing (DESIGN D3); absent when it has none. */
+  guard?: HostGuard;
   requestQueue: FailoverRequestQueue;
   clock: Clock;
   log: Log;
@@ -78,6 +85,9 @@ export interface FailoverDeps {
   /** Lock owner id per attempt (default: a random UUID). */
   newOwner?: () => string;
 }
+
+/** When the scheduler's own lock is held, try again after about this long. */
+export const GUARD_RETRY_MS = 5_000;
 
 /** Decides, before each page, whether the invocation should stop and hand over to a continuation. */
 export interface Budget {
@@ -111,7 +121,9 @@ export type SkipReason =
   /** It vanished between the read and the write. */
   | 'gone'
   /** It kept changing under us; the sweep will find it again if it still needs failover. */
-  | 'contended';
+  | 'contended'
+  /** It no longer matched when the batch was written (a store that writes only the rows still matching). */
+  | 'changed';
 
 export interface FailoverStats {
   failedOver: number;
@@ -128,7 +140,9 @@ export type FailoverOutcome =
   /** Someone else holds the host's lock: retry in about `retryAfterMs`. */
   | { status: 'lock-held'; retryAfterMs: number; holderFence?: number }
   /** Our lease was taken over mid-run: the newer holder owns the work. */
-  | { status: 'lock-lost'; fence: number; stats: FailoverStats };
+  | { status: 'lock-lost'; fence: number; stats: FailoverStats }
+  /** A worker request where the scheduler fails worker tasks over itself (DESIGN D4): nothing written. */
+  | { status: 'acknowledged'; reason: string };
 
 /** Transactions kept being cancelled for transient reasons. */
 export class TransactionRetryError extends Error {
@@ -168,9 +182,11 @@ function masterTarget(deps: FailoverDeps): Target<ProcessInstance, RecoveryComma
   };
 }
 
-function workerTarget(deps: FailoverDeps): Target<TaskInstance, TaskFailoverNotice> {
+function workerTarget(
+  tasks: HostItemStore<TaskInstance, TaskFailoverNotice>,
+): Target<TaskInstance, TaskFailoverNotice> {
   return {
-    store: deps.tasks,
+    store: tasks,
     messageType: 'TaskFailover',
     decide: taskFailoverDecision,
     build: (item, stamp) =>
@@ -189,8 +205,18 @@ export async function failOverHost(
   budget: Budget,
 ): Promise<FailoverOutcome> {
   if (request.nodeType === 'master') return runFailover(request, deps, budget, masterTarget(deps));
-  return runFailover(request, deps, budget, workerTarget(deps));
+  if (deps.tasks === undefined) {
+    deps.log.info('worker removal acknowledged; the scheduler fails its tasks over', {
+      host: request.host,
+      kind: request.kind,
+    });
+    return { status: 'acknowledged', reason: WORKER_FAILOVER_BY_SCHEDULER };
+  }
+  return runFailover(request, deps, budget, workerTarget(deps.tasks));
 }
+
+export const WORKER_FAILOVER_BY_SCHEDULER =
+  'worker tasks are failed over by the live masters and with their workflows (DESIGN D4): no task row written';
 
 async function runFailover<T extends { id: string }, M extends CommandMessage>(
   request: FailoverRequest,
@@ -213,7 +239,7 @@ async function runFailover<T extends { id: string }, M extends CommandMessage>(
     return read;
   };
   const firstPage = request.source === 'continuation' ? undefined : readPage(undefined);
-  const liveRead = deps.servers.liveIncarnation(request.nodeType, request.host);
+  const liveRead = deps.liveness.liveIncarnation(request.nodeType, request.host);
   liveRead.catch(() => undefined); // observed below
   const acquired = await locks.acquire(lockName, owner, settings.leaseMs, clock.now());
   if (!acquired.acquired) {
@@ -224,6 +250,24 @@ async function runFailover<T extends { id: string }, M extends CommandMessage>(
     };
   }
   let lease: Lease = acquired.lease;
+  // The scheduler's own lock, taken after ours so that our functions never contend for it with each other;
+  // when a master of the scheduler holds it, ours is given back (its checkpoint kept) and the request waits.
+  let hold: GuardHold | null | undefined;
+  try {
+    hold = deps.guard ? await deps.guard.tryAcquire(request.nodeType, request.host) : undefined;
+  } catch (error: unknown) {
+    await locks.release(lease, acquired.checkpoint).catch(() => undefined);
+    throw error;
+  }
+  if (hold === null) {
+    await locks.release(lease, acquired.checkpoint);
+    log.info("the scheduler's own failover lock is held; retry later", {
+      nodeType: request.nodeType,
+      host: request.host,
+    });
+    return { status: 'lock-held', retryAfterMs: GUARD_RETRY_MS };
+  }
+  const guardHold = hold;
   const stats: FailoverStats = {
     failedOver: 0,
     commandsEnqueued: 0,
@@ -246,6 +290,7 @@ async function runFailover<T extends { id: string }, M extends CommandMessage>(
   let released = false;
   const release = async (checkpoint?: Checkpoint) => {
     released = true;
+    await guardHold?.release();
     await failpoint('before-release');
     if (!(await locks.release(lease, checkpoint))) log.warn('lock was taken over before release', logKeys);
   };
@@ -260,7 +305,7 @@ async function runFailover<T extends { id: string }, M extends CommandMessage>(
     // sent alongside this run's: they are other items' commands, so their order does not matter. The run
     // does not end (nor hand over to a continuation) before they are on the queue.
     pipeline.resend(
-      deliverPendingCommands(pipeline.outbox, { failedHost: request.host, type: target.messageType }, now),
+      deps.delivery.deliverPending({ failedHost: request.host, type: target.messageType }, now),
       (enqueued) => {
         if (enqueued > 0) log.info('re-sent pending commands', { ...logKeys, count: enqueued });
       },
@@ -301,8 +346,19 @@ async function runFailover<T extends { id: string }, M extends CommandMessage>(
         if (decision.eligible) eligible.push(item);
         else count(stats, decision.reason);
       }
-      const stamp: FenceStamp = { host: request.host, fence: lease.fence, lockName, now: clock.now() };
-      await pipeline.submit(cursor, chunk(eligible, settings.batchSize), { stamp, live, bounds });
+      const stamp: FenceStamp = {
+        host: request.host,
+        fence: lease.fence,
+        lockName,
+        now: clock.now(),
+        ...startedBefore(live, bounds),
+      };
+      await pipeline.submit(cursor, chunk(eligible, settings.batchSize), {
+        stamp,
+        live,
+        bounds,
+        ...(guardHold ? { guard: guardHold } : {}),
+      });
       log.debug('page submitted', { ...logKeys, page, read: items.items.length, eligible: eligible.length });
       cursor = items.cursor;
       if (cursor === undefined || pipeline.failed) break;
@@ -322,6 +378,12 @@ async function runFailover<T extends { id: string }, M extends CommandMessage>(
   } finally {
     // Nothing of ours may still be writing or sending once the lock is released.
     await pipeline.settle();
+    await guardHold?.release().catch((error: unknown) => {
+      log.warn("the scheduler's failover lock could not be released", {
+        ...logKeys,
+        ...describeError(error),
+      });
+    });
     if (!released) {
       // Failing: keep the resume point of this attempt (the oldest page not fully written) for its retry.
       const resumeAt = pipeline.oldestOpenPage(cursor);
@@ -336,6 +398,18 @@ interface BatchContext {
   stamp: FenceStamp;
   live: LiveIncarnation;
   bounds: FailoverBounds;
+  /** Checked before every write: the scheduler's lock must still be ours. */
+  guard?: GuardHold;
+}
+
+/** F3 as one bound for stores that state it in their write condition (FenceStamp.startedBefore). */
+function startedBefore(live: LiveIncarnation, bounds: FailoverBounds): { startedBefore?: number } {
+  const candidates = [live?.startupTime, bounds.observedAt].filter(
+    (t): t is number => t !== undefined && Number.isFinite(t),
+  );
+  // A live incarnation with an unknown startup: nothing is provably older (the decision skips every item).
+  if (live !== null && !Number.isFinite(live.startupTime)) return { startedBefore: Number.NEGATIVE_INFINITY };
+  return candidates.length === 0 ? {} : { startedBefore: Math.min(...candidates) };
 }
 
 /**
@@ -346,7 +420,6 @@ interface BatchContext {
  * can leave a checkpoint that skips only finished work.
  */
 class WritePipeline<T extends { id: string }, M extends CommandMessage> {
-  readonly outbox: OutboxDeps;
   private readonly inFlight = new Set<Promise<void>>();
   private readonly deliveries = new Set<Promise<void>>();
   private readonly pages: Array<{ start: string | undefined; open: number; failed: boolean }> = [];
@@ -357,9 +430,7 @@ class WritePipeline<T extends { id: string }, M extends CommandMessage> {
     private readonly target: Target<T, M>,
     private readonly deps: FailoverDeps,
     private readonly stats: FailoverStats,
-  ) {
-    this.outbox = { commands: deps.commands, queue: deps.commandQueue, log: deps.log };
-  }
+  ) {}
 
   get failed(): boolean {
     return this.error !== undefined;
@@ -377,7 +448,7 @@ class WritePipeline<T extends { id: string }, M extends CommandMessage> {
       }
       if (this.error) break;
       page.open += 1;
-      const run: Promise<void> = commitBatch(this.target, batch, context, this.stats, this.deps.log)
+      const run: Promise<void> = commitBatch(this.target, batch, context, this.stats, this.deps)
         .then(
           (written) => {
             for (const batch of written) this.stats.failedOver += batch.commands.length;
@@ -445,9 +516,11 @@ class WritePipeline<T extends { id: string }, M extends CommandMessage> {
   private deliver(): void {
     for (const batch of this.written.splice(0)) {
       this.track(
-        deliverCommands(this.outbox, batch, () => this.deps.clock.now()).then((enqueued) => {
-          this.stats.commandsEnqueued += enqueued;
-        }),
+        this.deps.delivery
+          .deliver(batch, () => this.deps.clock.now())
+          .then((enqueued) => {
+            this.stats.commandsEnqueued += enqueued;
+          }),
       );
     }
   }
@@ -472,10 +545,14 @@ function prepare<T extends { id: string }, M extends CommandMessage>(
   item: T,
   stamp: FenceStamp,
   stats: FailoverStats,
-  log: Log,
+  deps: Pick<FailoverDeps, 'log' | 'maxCommandBytes'>,
 ): FailoverWrite<T, M> | undefined {
+  const { log } = deps;
   const message = target.build(item, stamp);
-  if (!target.validate(message) || Buffer.byteLength(JSON.stringify(message), 'utf8') > MAX_COMMAND_BYTES) {
+  if (
+    !target.validate(message) ||
+    Buffer.byteLength(JSON.stringify(message), 'utf8') > deps.maxCommandBytes
+  ) {
     count(stats, 'invalid');
     log.error('command for item is invalid or too large; item left as is', { id: item.id, host: stamp.host });
     return undefined;
@@ -501,22 +578,32 @@ async function commitBatch<T extends { id: string }, M extends CommandMessage>(
   items: readonly T[],
   context: BatchContext,
   stats: FailoverStats,
-  log: Log,
+  deps: Pick<FailoverDeps, 'log' | 'maxCommandBytes'>,
 ): Promise<OutboxBatch[]> {
+  const { log } = deps;
   const { stamp, live, bounds } = context;
   const written: OutboxBatch[] = [];
   const own: M[] = [];
   const result = () => (own.length > 0 ? [...written, { commands: own }] : written);
-  let pending = items.flatMap((item) => prepare(target, item, stamp, stats, log) ?? []);
+  let pending = items.flatMap((item) => prepare(target, item, stamp, stats, deps) ?? []);
   const rereads = new Map<string, number>();
   const reasons: string[] = [];
   for (let round = 1; pending.length > 0; round += 1) {
     if (round > MAX_ROUNDS) throw new TransactionRetryError(MAX_ROUNDS, reasons);
+    // Losing the scheduler's lock stops the writes (DESIGN D3): the run fails and its record is retried.
+    context.guard?.assertHeld();
     const outcome = await target.store.failOver(pending, stamp);
     stats.transactions += 1;
     if (outcome.status === 'committed') {
       await failpoint('after-transaction');
-      written.push({ outboxId: outcome.outboxId, commands: pending.map((w) => w.message) });
+      const notWritten = new Set(outcome.notWritten ?? []);
+      for (const _ of notWritten) count(stats, 'changed');
+      written.push({
+        ...(outcome.outboxId === undefined ? {} : { outboxId: outcome.outboxId }),
+        commands: pending.filter((w) => !notWritten.has(w.item.id)).map((w) => w.message),
+        ...(outcome.receipts === undefined ? {} : { receipts: outcome.receipts }),
+        stamp,
+      });
       return result();
     }
     if (outcome.status === 'invalid') {
@@ -530,7 +617,7 @@ async function commitBatch<T extends { id: string }, M extends CommandMessage>(
       }
       // Find the culprit: each item on its own.
       for (const w of pending) {
-        written.push(...(await commitBatch(target, [w.item], context, stats, log)));
+        written.push(...(await commitBatch(target, [w.item], context, stats, deps)));
       }
       return result();
     }
@@ -561,7 +648,7 @@ async function commitBatch<T extends { id: string }, M extends CommandMessage>(
           count(stats, 'contended');
           log.warn('item kept changing; left to the sweep', { id: w.item.id, host: stamp.host });
         } else {
-          const retry = prepare(target, current, stamp, stats, log);
+          const retry = prepare(target, current, stamp, stats, deps);
           if (retry) next.push(retry);
         }
       }

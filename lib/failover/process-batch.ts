@@ -4,7 +4,6 @@
 import type { SQSBatchItemFailure, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { parseFailoverRequest } from '../messages.ts';
 import { describeError, FailoverMetric, type Log, type MetricSink } from '../observability.ts';
-import type { FailoverRecordControl } from '../queue/failover-records.ts';
 import {
   type Budget,
   type FailoverDeps,
@@ -12,6 +11,7 @@ import {
   failOverHost,
   invocationBudget,
 } from './fail-over-host.ts';
+import type { FailoverRecordControl } from './ports.ts';
 
 export interface BatchDeps {
   failover: FailoverDeps;
@@ -116,6 +116,9 @@ async function processRecord(record: SQSRecord, budget: Budget, deps: BatchDeps)
       return true;
     case 'done':
       recordStats(outcome.stats, request.nodeType, deps.metrics);
+      return true;
+    case 'acknowledged':
+      metrics.count(FailoverMetric.WorkerRemovalsAcknowledged, 1);
       return true;
   }
 }

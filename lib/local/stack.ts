@@ -1,5 +1,13 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import {
+  applyDolphinSchedulerSchema,
+  assertDolphinSchedulerTables,
+  type Dialect,
+  dialectOfUrl,
+  type LocalDatabase,
+  startLocalDatabase,
+} from './database.ts';
 import { type LocalDynamoDb, startDynamoDb } from './dynamodb.ts';
 import { killLeftovers } from './processes.ts';
 import {
@@ -17,7 +25,26 @@ export interface StackOptions {
   /** 1 = standalone ZooKeeper, 3 = a loopback ensemble (fault tests). */
   zookeeperSize?: 1 | 3;
   queueOverrides?: QueueOverrides;
+  /**
+   * Run the functions on DolphinScheduler's own metadata database (DESIGN section 10) instead of the
+   * DynamoDB tables: a local server started with the stack (schema applied), or an existing database
+   * whose DolphinScheduler tables must exist (checked before anything starts).
+   */
+  dolphinScheduler?: DolphinSchedulerStoreOptions;
+  /** Extra environment for every function, applied last (local settings, test knobs). */
+  functionEnvironment?: Record<string, string>;
 }
+
+export interface DolphinSchedulerStoreOptions {
+  database: { start: Dialect } | { url: string };
+  /** The time zone of DolphinScheduler's JVM, in which its times are written (default `UTC`). */
+  timeZone?: string;
+  /** The DolphinScheduler release whose layout and lock paths apply (default `3.2`). */
+  version?: '3.1' | '3.2';
+}
+
+/** Which store the functions run on: the READY line's `store`. */
+export type StoreKind = 'dynamodb' | Dialect;
 
 /** The one line `npm run local` prints after `READY `. */
 export interface ReadyInfo {
@@ -28,6 +55,9 @@ export interface ReadyInfo {
   registryRoot: string;
   tables: { instances: string; tasks: string; commands: string; locks: string; servers: string };
   queues: { failover: string; failoverDlq: string; commands: string; commandsDlq: string };
+  store: StoreKind;
+  /** DolphinScheduler's database URL (with its credentials: a local stack's), absent for dynamodb. */
+  database?: string;
 }
 
 export interface LocalStack {
@@ -38,6 +68,8 @@ export interface LocalStack {
   readonly resources: ReadonlyMap<string, ResolvedResource>;
   readonly info: ReadyInfo;
   readonly clients: { dynamodb: DynamoDBClient; sqs: SQSClient };
+  /** DolphinScheduler's database the functions run on, when `dolphinScheduler` was given. */
+  readonly database?: { readonly dialect: Dialect; readonly url: string };
   /** AWS SDK settings pointing at the local endpoints (dummy credentials, no network beyond loopback). */
   awsEnv(): Record<string, string>;
   /** A function's environment as Lambda would set it: provider + function variables, resolved locally. */
@@ -50,14 +82,18 @@ export const localCredentials = { accessKeyId: 'local', secretAccessKey: 'local'
 
 /** Starts ZooKeeper, DynamoDB Local and the SQS emulator in parallel, then creates serverless.yml's resources. */
 export async function startLocalStack(options: StackOptions = {}): Promise<LocalStack> {
+  const databaseOption = options.dolphinScheduler?.database;
+  // An existing database is checked before anything starts: a wrong URL fails fast and leaves nothing behind.
+  if (databaseOption && 'url' in databaseOption) await assertDolphinSchedulerTables(databaseOption.url);
   killLeftovers();
   const stage = options.stage ?? 'local';
   const started = await Promise.allSettled([
     startZooKeeper({ size: options.zookeeperSize ?? 1 }),
     startDynamoDb(),
     loadService(stage),
+    databaseOption && 'start' in databaseOption ? startDatabaseWithSchema(databaseOption.start) : undefined,
   ] as const);
-  const [zkResult, ddbResult, serviceResult] = started;
+  const [zkResult, ddbResult, serviceResult, dbResult] = started;
   const sqsStart =
     serviceResult.status === 'fulfilled' ? startSqs({ region: serviceResult.value.provider.region }) : null;
   const sqsResult = sqsStart
@@ -70,14 +106,16 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
     zkResult.status !== 'fulfilled' ||
     ddbResult.status !== 'fulfilled' ||
     serviceResult.status !== 'fulfilled' ||
+    dbResult.status !== 'fulfilled' ||
     !sqsResult?.ok
   ) {
     await Promise.allSettled([
       zkResult.status === 'fulfilled' ? zkResult.value.stop() : undefined,
       ddbResult.status === 'fulfilled' ? ddbResult.value.stop() : undefined,
       sqsResult?.ok ? sqsResult.v.stop() : undefined,
+      dbResult.status === 'fulfilled' ? dbResult.value?.stop() : undefined,
     ]);
-    const reasons = [zkResult, ddbResult, serviceResult]
+    const reasons = [zkResult, ddbResult, serviceResult, dbResult]
       .filter((r): r is PromiseRejectedResult => r.status === 'rejected')
       .map((r) => (r.reason instanceof Error ? r.reason.message : String(r.reason)));
     if (sqsResult && !sqsResult.ok) reasons.push(String(sqsResult.e));
@@ -87,6 +125,12 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
   const dynamodb = ddbResult.value;
   const service = serviceResult.value;
   const sqs = sqsResult.v;
+  const localDatabase = dbResult.value;
+  const database = localDatabase
+    ? { dialect: localDatabase.dialect, url: localDatabase.url }
+    : databaseOption && 'url' in databaseOption
+      ? { dialect: dialectOfUrl(databaseOption.url), url: databaseOption.url }
+      : undefined;
   const region = service.provider.region;
   const clients = {
     dynamodb: new DynamoDBClient({ endpoint: dynamodb.endpoint, region, credentials: localCredentials }),
@@ -95,7 +139,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
   const stopAll = async () => {
     clients.dynamodb.destroy();
     clients.sqs.destroy();
-    await Promise.allSettled([zookeeper.stop(), dynamodb.stop(), sqs.stop()]);
+    await Promise.allSettled([zookeeper.stop(), dynamodb.stop(), sqs.stop(), localDatabase?.stop()]);
   };
   let resources: Map<string, ResolvedResource>;
   try {
@@ -137,7 +181,18 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
       commands: refOf('CommandsQueue'),
       commandsDlq: refOf('CommandsDeadLetterQueue'),
     },
+    store: database?.dialect ?? 'dynamodb',
+    ...(database ? { database: database.url } : {}),
   };
+  // What a function needs to run on DolphinScheduler's database (lib/config.ts reads these).
+  const storeEnv: Record<string, string> = database
+    ? {
+        STORE: 'dolphinscheduler',
+        DS_DATABASE_URL: database.url,
+        DS_TIME_ZONE: options.dolphinScheduler?.timeZone ?? 'UTC',
+        DS_VERSION: options.dolphinScheduler?.version ?? '3.2',
+      }
+    : {};
   const functionEnv = (functionName: string): Record<string, string> => {
     const fn = service.functions[functionName];
     if (!fn) throw new Error(`serverless.yml declares no function ${functionName}`);
@@ -152,6 +207,8 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
     return {
       ...env,
       ...awsEnv(),
+      ...storeEnv,
+      ...options.functionEnvironment,
       AWS_LAMBDA_FUNCTION_NAME: `${service.service}-${stage}-${functionName}`,
       AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(fn.memorySize ?? service.provider.memorySize ?? 1024),
     };
@@ -167,6 +224,19 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
     clients,
     awsEnv,
     functionEnv,
+    ...(database ? { database } : {}),
     stop: stopAll,
   };
+}
+
+/** A local DolphinScheduler database: the server of the dialect with the project's schema applied. */
+async function startDatabaseWithSchema(dialect: Dialect): Promise<LocalDatabase> {
+  const database = await startLocalDatabase(dialect);
+  try {
+    await applyDolphinSchedulerSchema(database.url);
+  } catch (error: unknown) {
+    await database.stop();
+    throw error;
+  }
+  return database;
 }

@@ -2,21 +2,8 @@
 // message to the dead-letter queue at once (with the reason an operator needs), and shorten a failed
 // record's visibility timeout so its retry comes when it can succeed rather than 12 minutes later.
 import { ChangeMessageVisibilityCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { FailoverRecordControl, RejectedRecord } from '../failover/ports.ts';
 import { MAX_REASON_CHARS, toFifoSafeId } from '../messages.ts';
-
-export interface RejectedRecord {
-  messageId: string;
-  body: string;
-  groupId?: string;
-  receiveCount?: string;
-}
-
-export interface FailoverRecordControl {
-  /** Sends the record's body to the dead-letter queue with `RejectReason`; throws when it cannot. */
-  deadLetter(record: RejectedRecord, reason: string): Promise<void>;
-  /** Makes a failed record visible again in `seconds` (0-43200). */
-  retryAfter(receiptHandle: string, seconds: number): Promise<void>;
-}
 
 /**
  * Group of a poison message in the (FIFO) dead-letter queue: one group per message, since poison messages

@@ -1,4 +1,5 @@
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { FailoverRequestQueue } from '../failover/ports.ts';
 import {
   type FailoverRequest,
   type FailoverRequestInput,
@@ -6,12 +7,6 @@ import {
   failoverRequestDedupId,
   failoverRequestGroupId,
 } from '../messages.ts';
-
-/** Where failover requests go (the FIFO failover queue). */
-export interface FailoverRequestQueue {
-  /** Sends every request or throws; duplicates are dropped by FIFO deduplication (same id within 5 minutes). */
-  send(requests: readonly FailoverRequestInput[]): Promise<void>;
-}
 
 export class QueueSendError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -3,18 +3,18 @@
 // record is marked enqueued. A crash between those steps leaves the record `pending`; the next failover run
 // for the same host (deliverPendingCommands) or the sweep (resendPendingCommands) sends its commands again
 // with the same deduplication ids.
+
+import {
+  type CommandDelivery,
+  CommandSendError,
+  type OutboxBatch,
+  type PendingDelivery,
+  type PendingFilter,
+} from '../failover/ports.ts';
 import { failpoint } from '../faults.ts';
 import { type Log, silentLog } from '../observability.ts';
-import type { CommandStore, OutboxBatch, PendingFilter } from '../store/commands.ts';
+import type { CommandStore } from '../store/dynamodb/commands.ts';
 import type { CommandQueue } from './commands.ts';
-
-/** Some commands could not be put on the queue; they stay pending (the retry or the sweep re-sends them). */
-export class CommandSendError extends Error {
-  constructor(readonly failed: ReadonlyArray<{ id: string; reason: string }>) {
-    super(`${failed.length} command(s) could not be enqueued: ${failed[0]?.reason ?? ''}`);
-    this.name = 'CommandSendError';
-  }
-}
 
 export interface OutboxDeps {
   commands: CommandStore;
@@ -137,4 +137,17 @@ export async function resendPendingCommands(options: {
     { limit: options.limit },
   );
   return { resent: enqueued, failed: failed.length, malformed };
+}
+
+/** The failover core's delivery for the DynamoDB store: the outbox and the commands queue. */
+export class OutboxCommandDelivery implements CommandDelivery {
+  constructor(private readonly deps: OutboxDeps) {}
+
+  deliver(batch: OutboxBatch, now: () => number): Promise<number> {
+    return deliverCommands(this.deps, batch, now);
+  }
+
+  deliverPending(filter: PendingFilter, now: () => number): Promise<PendingDelivery> {
+    return deliverPendingCommands(this.deps, filter, now);
+  }
 }

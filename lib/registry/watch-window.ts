@@ -1,5 +1,5 @@
+import type { FailoverRequestQueue } from '../failover/ports.ts';
 import type { RequestSource } from '../messages.ts';
-import type { FailoverRequestQueue } from '../queue/failover-requests.ts';
 import type { RegistryLayout } from './layout.ts';
 import { RegistryView } from './listing.ts';
 import type { MembershipStore } from './membership.ts';

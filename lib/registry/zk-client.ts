@@ -107,6 +107,8 @@ export interface ZkCreateOptions {
   ephemeral?: boolean;
   /** A persistent node (the default). */
   persistent?: boolean;
+  /** ZooKeeper appends a 10-digit sequence number (the parent's cversion) to the name. Default false. */
+  sequential?: boolean;
   /** Create missing parents as persistent, empty nodes first. Default true. */
   parents?: boolean;
 }
@@ -256,6 +258,7 @@ const expiredState = nativeConstant('ZOO_EXPIRED_SESSION_STATE');
 const authFailedState = nativeConstant('ZOO_AUTH_FAILED_STATE');
 const persistentFlag = nativeConstant('ZOO_PERSISTENT');
 const ephemeralFlag = nativeConstant('ZOO_EPHEMERAL');
+const sequenceFlag = nativeConstant('ZOO_SEQUENCE');
 const createdEvent = nativeConstant('ZOO_CREATED_EVENT');
 const watchEventTypes = new Map<number, ZkWatchEventType>([
   [createdEvent, 'created'],
@@ -493,14 +496,19 @@ export class ZkSession {
     return this.#toStat(stat);
   }
 
-  /** Creates `path` (parents first unless `parents: false`); returns the created path. */
+  /**
+   * Creates `path` (parents first unless `parents: false`); returns the created path (with the sequence
+   * number ZooKeeper appended, for a sequential node).
+   */
   async create(path: string, data: Buffer | string = '', options: ZkCreateOptions = {}): Promise<string> {
     validatePath(path);
     if (path === '/') throw new TypeError('cannot create /');
     if (options.ephemeral === true && options.persistent === true) {
       throw new TypeError('a node is either ephemeral or persistent');
     }
-    const flags = options.ephemeral === true ? ephemeralFlag : persistentFlag;
+    const flags =
+      (options.ephemeral === true ? ephemeralFlag : persistentFlag) |
+      (options.sequential === true ? sequenceFlag : 0);
     const attempt = () =>
       this.#invoke<[string]>('create', path, (cb) => this.#client.a_create(path, data, flags, cb));
     let [code, text, created] = await attempt();

@@ -17,7 +17,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import { NEED_FAULT_TOLERANCE } from '../failover/rules.ts';
 import { parseCommandMessage, type RecoveryCommand, type TaskFailoverNotice } from '../messages.ts';
-import { num, readString, str } from '../store/attributes.ts';
+import { num, readString, str } from '../store/dynamodb/attributes.ts';
 import type { SimReport } from './protocol.ts';
 
 export interface CommandConsumerDeps {

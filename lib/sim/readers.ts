@@ -6,8 +6,8 @@ import {
   paginateScan,
 } from '@aws-sdk/client-dynamodb';
 import { EXECUTING_PROCESS_STATES, TASK_FAILOVER_STATES } from '../failover/rules.ts';
-import { type Item, str, unmarshalFlat } from '../store/attributes.ts';
-import { commandsWithOutboxState } from '../store/commands.ts';
+import { type Item, str, unmarshalFlat } from '../store/dynamodb/attributes.ts';
+import { commandsWithOutboxState } from '../store/dynamodb/commands.ts';
 
 /** Executing items of one host (F1 states for instances, F5 states for tasks), through `byHost`. */
 export async function countExecuting(

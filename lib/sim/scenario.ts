@@ -6,7 +6,7 @@ import { queueDepth } from '../cli/inspect.ts';
 import { localStateDir } from '../local/processes.ts';
 import { type LocalRuntime, startLocalRuntime } from '../local/runtime.ts';
 import { type LocalStack, startLocalStack } from '../local/stack.ts';
-import { DynamoServerStore } from '../store/servers.ts';
+import { DynamoServerStore } from '../store/dynamodb/servers.ts';
 import { spawnCluster } from './cluster.ts';
 import { checkInvariants, type FinalState } from './invariants.ts';
 import { DemoMonitor } from './monitor.ts';

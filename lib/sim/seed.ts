@@ -9,7 +9,7 @@ import {
   type ProcessInstance,
   type TaskInstance,
 } from '../failover/rules.ts';
-import { marshalFlat } from '../store/attributes.ts';
+import { marshalFlat } from '../store/dynamodb/attributes.ts';
 import type { SimServer } from './options.ts';
 
 export interface SeededWork {

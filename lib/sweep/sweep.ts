@@ -1,5 +1,5 @@
+import type { FailoverRequestQueue } from '../failover/ports.ts';
 import { type FailoverRequestInput, isHostPort, type NodeType } from '../messages.ts';
-import type { FailoverRequestQueue } from '../queue/failover-requests.ts';
 import type { RegistryLayout } from '../registry/layout.ts';
 import { RegistryView } from '../registry/listing.ts';
 import { type MembershipStore, type MirrorRow, serverId, sweepKey } from '../registry/membership.ts';
@@ -10,8 +10,7 @@ import {
   type ZkSession,
   ZkSessionLostError,
 } from '../registry/zk-client.ts';
-import type { DiscoveryCheckpoint } from '../store/servers.ts';
-import type { ExecutingWork } from './executing-work.ts';
+import type { DiscoveryCheckpoint, ExecutingWork } from './executing-work.ts';
 
 /**
  * The sweep (F6): executing work whose host is not a live registry member is an orphan; request its

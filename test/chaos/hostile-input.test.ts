@@ -24,7 +24,7 @@ import {
   parseCommandMessage,
 } from '../../lib/messages.ts';
 import { SqsFailoverRequestQueue } from '../../lib/queue/failover-requests.ts';
-import { unmarshalFlat } from '../../lib/store/attributes.ts';
+import { unmarshalFlat } from '../../lib/store/dynamodb/attributes.ts';
 import { hostileBodies } from './hostile-bodies.ts';
 
 let stack: LocalStack;

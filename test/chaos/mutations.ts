@@ -31,7 +31,11 @@ export const mutations: readonly Mutation[] = [
     reverts:
       'the fence condition: an item write no longer requires that no newer fence of the same lock wrote it',
     edits: [
-      { file: 'lib/store/instances.ts', find: `'${fenceClause}',`, replace: `'${always(fenceClause)}',` },
+      {
+        file: 'lib/store/dynamodb/instances.ts',
+        find: `'${fenceClause}',`,
+        replace: `'${always(fenceClause)}',`,
+      },
     ],
   },
   {
@@ -41,25 +45,25 @@ export const mutations: readonly Mutation[] = [
       '(host, state, failover count, start/restart/submit time); only the fence clause is left',
     edits: [
       {
-        file: 'lib/store/instances.ts',
+        file: 'lib/store/dynamodb/instances.ts',
         find: "  return [\n    '#host = :host',\n    '#state = :state',",
         replace:
           "  return [\n    '(#host = :host OR NOT #host = :host)',\n    '(#state = :state OR NOT #state = :state)',",
       },
       {
-        file: 'lib/store/instances.ts',
+        file: 'lib/store/dynamodb/instances.ts',
         find: "failoverCount === undefined ? 'attribute_not_exists(#failoverCount)' : '#failoverCount = :previousCount',",
         replace:
           "failoverCount === undefined ? '(attribute_not_exists(#failoverCount) OR attribute_exists(#failoverCount))' : '(#failoverCount = :previousCount OR NOT #failoverCount = :previousCount)',",
       },
       {
-        file: 'lib/store/instances.ts',
+        file: 'lib/store/dynamodb/instances.ts',
         find: "ConditionExpression: [failoverCondition(item.failoverCount), ...times].join(' AND '),",
         replace:
           "ConditionExpression: [failoverCondition(item.failoverCount), ...times.map((t) => `(${t} OR NOT ${t})`)].join(' AND '),",
       },
       {
-        file: 'lib/store/tasks.ts',
+        file: 'lib/store/dynamodb/tasks.ts',
         find: 'ConditionExpression: `${failoverCondition(item.failoverCount)} AND #submitTime = :submitTime`,',
         replace:
           'ConditionExpression: `${failoverCondition(item.failoverCount)} AND (#submitTime = :submitTime OR NOT #submitTime = :submitTime)`,',
@@ -90,13 +94,13 @@ export const mutations: readonly Mutation[] = [
       'the transaction: the item update and its command are written one after the other, not atomically',
     edits: [
       {
-        file: 'lib/store/failover-writes.ts',
+        file: 'lib/store/dynamodb/failover-writes.ts',
         find: "  TransactWriteItemsCommand,\n} from '@aws-sdk/client-dynamodb';",
         replace:
           "  TransactWriteItemsCommand,\n  UpdateItemCommand,\n  PutItemCommand,\n  ConditionalCheckFailedException,\n} from '@aws-sdk/client-dynamodb';",
       },
       {
-        file: 'lib/store/failover-writes.ts',
+        file: 'lib/store/dynamodb/failover-writes.ts',
         find:
           '      await this.dynamodb.send(\n' +
           '        new TransactWriteItemsCommand({ TransactItems: items, ClientRequestToken: randomUUID() }),\n' +

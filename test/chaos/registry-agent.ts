@@ -9,17 +9,18 @@
 // Protocol (IPC): requests `{ id, op, args }` -> `{ id, ok, value | error }`; events `{ event, ... }`.
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import type { FailoverRequestQueue } from '../../lib/failover/ports.ts';
 import type { FailoverRequestInput } from '../../lib/messages.ts';
 import { silentLog } from '../../lib/observability.ts';
 import { SqsCommandQueue } from '../../lib/queue/commands.ts';
-import { type FailoverRequestQueue, SqsFailoverRequestQueue } from '../../lib/queue/failover-requests.ts';
+import { SqsFailoverRequestQueue } from '../../lib/queue/failover-requests.ts';
 import { resendPendingCommands } from '../../lib/queue/outbox.ts';
 import { createLayout, type RegistryLayout } from '../../lib/registry/layout.ts';
 import { runWatchWindow, type WatchWindowDeps } from '../../lib/registry/watch-window.ts';
 import { connectZk, type RegistryLogger, type ZkSession } from '../../lib/registry/zk-client.ts';
-import { DynamoCommandStore } from '../../lib/store/commands.ts';
-import { DynamoServerStore } from '../../lib/store/servers.ts';
-import { DynamoExecutingWork } from '../../lib/sweep/executing-work.ts';
+import { DynamoCommandStore } from '../../lib/store/dynamodb/commands.ts';
+import { DynamoExecutingWork } from '../../lib/store/dynamodb/executing-work.ts';
+import { DynamoServerStore } from '../../lib/store/dynamodb/servers.ts';
 import { runSweep } from '../../lib/sweep/sweep.ts';
 import {
   connectRetrying,

@@ -20,6 +20,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
+import type { FailoverRequestQueue } from '../../lib/failover/ports.ts';
 import type { LocalRuntime } from '../../lib/local/runtime.ts';
 import { fourLetterWord } from '../../lib/local/zookeeper.ts';
 import {
@@ -29,10 +30,10 @@ import {
   failoverRequestGroupId,
   parseCommandMessage,
 } from '../../lib/messages.ts';
-import { type FailoverRequestQueue, SqsFailoverRequestQueue } from '../../lib/queue/failover-requests.ts';
+import { SqsFailoverRequestQueue } from '../../lib/queue/failover-requests.ts';
 import { scanCommands } from '../../lib/sim/readers.ts';
-import { marshalFlat, unmarshalFlat } from '../../lib/store/attributes.ts';
-import { DynamoServerStore } from '../../lib/store/servers.ts';
+import { marshalFlat, unmarshalFlat } from '../../lib/store/dynamodb/attributes.ts';
+import { DynamoServerStore } from '../../lib/store/dynamodb/servers.ts';
 import type { SweepSummary } from '../../lib/sweep/sweep.ts';
 import type { AgentEvent } from './agent-client.ts';
 import type { ChaosEnvironment, RuntimeLabel } from './environment.ts';

@@ -13,21 +13,19 @@ import {
   invocationBudget,
   systemClock,
 } from '../../lib/failover/fail-over-host.ts';
+import type { FailoverRequestQueue } from '../../lib/failover/ports.ts';
 import { type LocalStack, startLocalStack } from '../../lib/local/stack.ts';
 import { type FailoverRequestInput, FailoverRequestSchema } from '../../lib/messages.ts';
 import { silentLog } from '../../lib/observability.ts';
-import { SqsCommandQueue } from '../../lib/queue/commands.ts';
-import { type FailoverRequestQueue, SqsFailoverRequestQueue } from '../../lib/queue/failover-requests.ts';
+import { SqsFailoverRequestQueue } from '../../lib/queue/failover-requests.ts';
 import { createLayout } from '../../lib/registry/layout.ts';
 import { connectZk, type ZkSession } from '../../lib/registry/zk-client.ts';
-import { unmarshalFlat } from '../../lib/store/attributes.ts';
-import { DynamoCommandStore } from '../../lib/store/commands.ts';
-import { DynamoInstanceStore } from '../../lib/store/instances.ts';
-import { DynamoLockStore } from '../../lib/store/locks.ts';
-import { DynamoServerMirror } from '../../lib/store/server-mirror.ts';
-import { DynamoServerStore } from '../../lib/store/servers.ts';
-import { DynamoTaskStore } from '../../lib/store/tasks.ts';
-import { DynamoExecutingWork, type ExecutingWork } from '../../lib/sweep/executing-work.ts';
+import { unmarshalFlat } from '../../lib/store/dynamodb/attributes.ts';
+import { DynamoExecutingWork } from '../../lib/store/dynamodb/executing-work.ts';
+import { DynamoLockStore } from '../../lib/store/dynamodb/locks.ts';
+import { DynamoServerStore } from '../../lib/store/dynamodb/servers.ts';
+import { dynamoFailoverPorts } from '../../lib/stores.ts';
+import type { ExecutingWork } from '../../lib/sweep/executing-work.ts';
 import { runSweep, type SweepDeps } from '../../lib/sweep/sweep.ts';
 
 const root = '/sweep-observation';
@@ -72,12 +70,17 @@ function failoverDeps(): FailoverDeps {
   const { dynamodb, sqs } = stack.clients;
   const { tables, queues } = stack.info;
   return {
-    instances: new DynamoInstanceStore(dynamodb, { instances: tables.instances, commands: tables.commands }),
-    tasks: new DynamoTaskStore(dynamodb, { tasks: tables.tasks, commands: tables.commands }),
-    commands: new DynamoCommandStore(dynamodb, tables.commands),
+    ...dynamoFailoverPorts(
+      { dynamodb, sqs },
+      {
+        instancesTable: tables.instances,
+        tasksTable: tables.tasks,
+        commandsTable: tables.commands,
+        serversTable: tables.servers,
+        commandsQueueUrl: queues.commands,
+      },
+    ),
     locks: new DynamoLockStore(dynamodb, tables.locks),
-    servers: new DynamoServerMirror(dynamodb, tables.servers),
-    commandQueue: new SqsCommandQueue(sqs, queues.commands),
     requestQueue: new SqsFailoverRequestQueue(sqs, queues.failover),
     clock: systemClock,
     log: silentLog,

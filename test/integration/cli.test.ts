@@ -13,8 +13,8 @@ import { type LocalRuntime, startLocalRuntime } from '../../lib/local/runtime.ts
 import { type LocalStack, startLocalStack } from '../../lib/local/stack.ts';
 import { connectZk, type ZkSession } from '../../lib/registry/zk-client.ts';
 import { scanAll } from '../../lib/sim/readers.ts';
-import { marshalFlat } from '../../lib/store/attributes.ts';
-import { OUTBOX_PREFIX } from '../../lib/store/commands.ts';
+import { marshalFlat } from '../../lib/store/dynamodb/attributes.ts';
+import { OUTBOX_PREFIX } from '../../lib/store/dynamodb/commands.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 let stack: LocalStack;

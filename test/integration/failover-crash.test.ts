@@ -2,15 +2,16 @@
 // expired while it stalled, a crash between the transaction and the queue send.
 import type { SQSBatchResponse } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { failoverLockName } from '../../lib/failover/ports.ts';
 import { buildRecoveryCommand, failoverGeneration } from '../../lib/failover/rules.ts';
 import { FunctionCrashedError, type LocalRuntime, startLocalRuntime } from '../../lib/local/runtime.ts';
 import { type LocalStack, startLocalStack } from '../../lib/local/stack.ts';
 import type { FailoverRequest } from '../../lib/messages.ts';
 import { SqsCommandQueue } from '../../lib/queue/commands.ts';
 import { resendPendingCommands } from '../../lib/queue/outbox.ts';
-import { DynamoCommandStore } from '../../lib/store/commands.ts';
-import { DynamoInstanceStore } from '../../lib/store/instances.ts';
-import { DynamoLockStore, failoverLockName } from '../../lib/store/locks.ts';
+import { DynamoCommandStore } from '../../lib/store/dynamodb/commands.ts';
+import { DynamoInstanceStore } from '../../lib/store/dynamodb/instances.ts';
+import { DynamoLockStore } from '../../lib/store/dynamodb/locks.ts';
 import {
   commandItems,
   getInstance,

@@ -16,14 +16,13 @@ import {
   parseCommandMessage,
 } from '../../lib/messages.ts';
 import { silentLog } from '../../lib/observability.ts';
-import { SqsCommandQueue } from '../../lib/queue/commands.ts';
 import { SqsFailoverRequestQueue } from '../../lib/queue/failover-requests.ts';
-import { marshalFlat, unmarshalFlat } from '../../lib/store/attributes.ts';
-import { DynamoCommandStore, parsePendingItem } from '../../lib/store/commands.ts';
-import { DynamoInstanceStore, parseProcessInstance } from '../../lib/store/instances.ts';
-import { DynamoLockStore } from '../../lib/store/locks.ts';
-import { DynamoServerMirror } from '../../lib/store/server-mirror.ts';
-import { DynamoTaskStore, parseTaskInstance } from '../../lib/store/tasks.ts';
+import { marshalFlat, unmarshalFlat } from '../../lib/store/dynamodb/attributes.ts';
+import { parsePendingItem } from '../../lib/store/dynamodb/commands.ts';
+import { parseProcessInstance } from '../../lib/store/dynamodb/instances.ts';
+import { DynamoLockStore } from '../../lib/store/dynamodb/locks.ts';
+import { parseTaskInstance } from '../../lib/store/dynamodb/tasks.ts';
+import { dynamoFailoverPorts } from '../../lib/stores.ts';
 
 // Seeding is shared with the benchmark (same data shape): see bench/seed.ts.
 export { instanceItem, putInstances, putTasks, seedInstances, T0, uniqueHost } from '../../bench/seed.ts';
@@ -232,12 +231,17 @@ export function localFailoverDeps(stack: LocalStack, settings: Partial<FailoverS
   const { dynamodb, sqs } = stack.clients;
   const tables = stack.info.tables;
   return {
-    instances: new DynamoInstanceStore(dynamodb, { instances: tables.instances, commands: tables.commands }),
-    tasks: new DynamoTaskStore(dynamodb, { tasks: tables.tasks, commands: tables.commands }),
-    commands: new DynamoCommandStore(dynamodb, tables.commands),
+    ...dynamoFailoverPorts(
+      { dynamodb, sqs },
+      {
+        instancesTable: tables.instances,
+        tasksTable: tables.tasks,
+        commandsTable: tables.commands,
+        serversTable: tables.servers,
+        commandsQueueUrl: stack.info.queues.commands,
+      },
+    ),
     locks: new DynamoLockStore(dynamodb, tables.locks),
-    servers: new DynamoServerMirror(dynamodb, tables.servers),
-    commandQueue: new SqsCommandQueue(sqs, stack.info.queues.commands),
     requestQueue: new SqsFailoverRequestQueue(sqs, stack.info.queues.failover),
     clock: systemClock,
     log: silentLog,

@@ -4,13 +4,14 @@ import { randomUUID } from 'node:crypto';
 import { DeleteMessageCommand, ReceiveMessageCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { failoverLockName } from '../../lib/failover/ports.ts';
 import { EXECUTING_PROCESS_STATES, TASK_FAILOVER_STATES } from '../../lib/failover/rules.ts';
 import { type LocalRuntime, startLocalRuntime } from '../../lib/local/runtime.ts';
 import { type LocalStack, startLocalStack } from '../../lib/local/stack.ts';
 import { type FailoverRequest, failoverRequestGroupId } from '../../lib/messages.ts';
 import { SqsFailoverRequestQueue } from '../../lib/queue/failover-requests.ts';
-import { DynamoCommandStore } from '../../lib/store/commands.ts';
-import { DynamoLockStore, failoverLockName } from '../../lib/store/locks.ts';
+import { DynamoCommandStore } from '../../lib/store/dynamodb/commands.ts';
+import { DynamoLockStore } from '../../lib/store/dynamodb/locks.ts';
 import {
   commandItems,
   getInstance,

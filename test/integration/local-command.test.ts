@@ -53,8 +53,9 @@ describe('npm run local', () => {
     });
     const info = await ready;
     expect(Object.keys(info).sort()).toEqual(
-      ['dynamodb', 'queues', 'region', 'registryRoot', 'sqs', 'tables', 'zookeeper'].sort(),
+      ['dynamodb', 'queues', 'region', 'registryRoot', 'sqs', 'store', 'tables', 'zookeeper'].sort(),
     );
+    expect(info.store).toBe('dynamodb');
     expect(Object.keys(info.tables).sort()).toEqual(['commands', 'instances', 'locks', 'servers', 'tasks']);
     expect(Object.keys(info.queues).sort()).toEqual(['commands', 'commandsDlq', 'failover', 'failoverDlq']);
     const ports = [

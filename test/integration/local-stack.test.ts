@@ -117,8 +117,10 @@ describe('local stack', () => {
     expect(env.INSTANCES_TABLE).toBe(stack.info.tables.instances);
     expect(env.COMMANDS_QUEUE_URL).toBe(stack.info.queues.commands);
     expect(env.AWS_ENDPOINT_URL_DYNAMODB).toBe(stack.info.dynamodb);
-    // The failover function declares no ZooKeeper access; the watcher does, pointed at the local server.
-    expect(env.ZK_CONNECT).toBeUndefined();
+    // Every function that declares ZooKeeper access (the failover: for the DolphinScheduler store) is
+    // pointed at the local server; the sweep's commands queue likewise at the emulator.
+    expect(env.ZK_CONNECT).toBe(stack.info.zookeeper);
+    expect(env.STORE).toBe('dynamodb');
     expect(stack.functionEnv('watcher').ZK_CONNECT).toBe(stack.info.zookeeper);
   });
 });

@@ -3,16 +3,20 @@
 // build (pending on the command itself), and records that cannot be delivered.
 import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  CommandSendError,
+  type FenceStamp,
+  failoverLockName,
+  type OutboxBatch,
+} from '../../lib/failover/ports.ts';
 import { buildRecoveryCommand, type ProcessInstance } from '../../lib/failover/rules.ts';
 import { type LocalStack, startLocalStack } from '../../lib/local/stack.ts';
 import type { CommandMessage } from '../../lib/messages.ts';
 import { type CommandQueue, SqsCommandQueue } from '../../lib/queue/commands.ts';
-import { CommandSendError, deliverCommands, deliverPendingCommands } from '../../lib/queue/outbox.ts';
-import { marshalFlat } from '../../lib/store/attributes.ts';
-import { DynamoCommandStore, type OutboxBatch } from '../../lib/store/commands.ts';
-import type { FenceStamp } from '../../lib/store/failover-writes.ts';
-import { DynamoInstanceStore } from '../../lib/store/instances.ts';
-import { failoverLockName } from '../../lib/store/locks.ts';
+import { deliverCommands, deliverPendingCommands } from '../../lib/queue/outbox.ts';
+import { marshalFlat } from '../../lib/store/dynamodb/attributes.ts';
+import { DynamoCommandStore } from '../../lib/store/dynamodb/commands.ts';
+import { DynamoInstanceStore } from '../../lib/store/dynamodb/instances.ts';
 import { commandItems, instanceItem, putInstances, QueueTally, uniqueHost } from './failover-support.ts';
 
 let stack: LocalStack;
@@ -49,6 +53,7 @@ async function failOverOne(
   });
   const outcome = await instances.failOver(writes, stamp);
   if (outcome.status !== 'committed') throw new Error(`transaction ${outcome.status}`);
+  if (outcome.outboxId === undefined) throw new Error('transaction wrote no outbox record');
   return { host, outboxId: outcome.outboxId, commands: writes.map((w) => w.message) };
 }
 

@@ -11,9 +11,9 @@ import { type LocalRuntime, startLocalRuntime } from '../../lib/local/runtime.ts
 import { type LocalStack, startLocalStack } from '../../lib/local/stack.ts';
 import { SqsFailoverRequestQueue } from '../../lib/queue/failover-requests.ts';
 import { connectZk, type ZkSession } from '../../lib/registry/zk-client.ts';
-import { commandItem, outboxId, outboxItem } from '../../lib/store/commands.ts';
-import { DynamoServerStore } from '../../lib/store/servers.ts';
-import { DynamoExecutingWork } from '../../lib/sweep/executing-work.ts';
+import { commandItem, outboxId, outboxItem } from '../../lib/store/dynamodb/commands.ts';
+import { DynamoExecutingWork } from '../../lib/store/dynamodb/executing-work.ts';
+import { DynamoServerStore } from '../../lib/store/dynamodb/servers.ts';
 import { runSweep, type SweepDeps, type SweepSummary } from '../../lib/sweep/sweep.ts';
 import { ds3Heartbeat, FailoverQueueReader, layoutOf, sleep } from './watcher-harness.ts';
 

@@ -14,7 +14,7 @@ import {
   type WatchWindowSummary,
 } from '../../lib/registry/watch-window.ts';
 import { connectZk, type ZkSession } from '../../lib/registry/zk-client.ts';
-import { DynamoServerStore } from '../../lib/store/servers.ts';
+import { DynamoServerStore } from '../../lib/store/dynamodb/servers.ts';
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

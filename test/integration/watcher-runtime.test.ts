@@ -6,7 +6,7 @@ import { type LocalStack, startLocalStack } from '../../lib/local/stack.ts';
 import { parseCommandMessage } from '../../lib/messages.ts';
 import type { WatchWindowSummary } from '../../lib/registry/watch-window.ts';
 import { connectZk, type ZkSession } from '../../lib/registry/zk-client.ts';
-import { DynamoServerStore } from '../../lib/store/servers.ts';
+import { DynamoServerStore } from '../../lib/store/dynamodb/servers.ts';
 import {
   ds3Heartbeat,
   eventually,

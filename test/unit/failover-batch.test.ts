@@ -3,6 +3,12 @@
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import type { FailoverDeps } from '../../lib/failover/fail-over-host.ts';
+import type {
+  AcquireResult,
+  FailoverRecordControl,
+  LockStore,
+  RejectedRecord,
+} from '../../lib/failover/ports.ts';
 import {
   type BatchDeps,
   errorRetrySeconds,
@@ -11,8 +17,6 @@ import {
 } from '../../lib/failover/process-batch.ts';
 import { type FailoverRequest, FailoverRequestSchema } from '../../lib/messages.ts';
 import { type FailoverMetricName, silentLog } from '../../lib/observability.ts';
-import type { FailoverRecordControl, RejectedRecord } from '../../lib/queue/failover-records.ts';
-import type { AcquireResult, LockStore } from '../../lib/store/locks.ts';
 
 const HOST_A = '10.0.0.1:5678';
 const HOST_B = '10.0.0.2:5678';
@@ -94,16 +98,13 @@ function deps(control: FakeControl, locks: LockStore, counted: Map<string, numbe
   const failover: FailoverDeps = {
     instances: store,
     tasks: store,
-    commands: {
-      pendingPage: async () => ({ batches: [], malformed: [] }),
-      pendingRecordsOf: async () => [],
-      markEnqueued: async () => undefined,
-      keepPending: async () => undefined,
-      get: async () => undefined,
+    delivery: {
+      deliver: async (batch) => batch.commands.length,
+      deliverPending: async () => ({ enqueued: 0, failed: [] }),
     },
+    maxCommandBytes: 256 * 1024,
     locks,
-    servers: { liveIncarnation: async () => null },
-    commandQueue: { send: async (c) => ({ sent: c.map((m) => m.id), failed: [] }) },
+    liveness: { liveIncarnation: async () => null },
     requestQueue: { send: async () => undefined },
     clock: { now: () => 1_000_000 },
     log: silentLog,

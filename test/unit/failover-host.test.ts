@@ -9,14 +9,25 @@ import {
   failOverHost,
   TransactionRetryError,
 } from '../../lib/failover/fail-over-host.ts';
+import {
+  type AcquireResult,
+  type Checkpoint,
+  CommandSendError,
+  type FailoverWrite,
+  type FenceStamp,
+  type Lease,
+  type LockStore,
+  type OutboxBatch,
+  type Page,
+  type TransactOutcome,
+} from '../../lib/failover/ports.ts';
 import { isExecutingProcessState, type ProcessInstance } from '../../lib/failover/rules.ts';
 import { type CommandMessage, type FailoverRequest, FailoverRequestSchema } from '../../lib/messages.ts';
 import { silentLog } from '../../lib/observability.ts';
-import { CommandSendError } from '../../lib/queue/outbox.ts';
-import { type CommandStore, type OutboxBatch, outboxId } from '../../lib/store/commands.ts';
-import type { FailoverWrite, FenceStamp, Page, TransactOutcome } from '../../lib/store/failover-writes.ts';
-import type { InstanceStore } from '../../lib/store/instances.ts';
-import type { AcquireResult, Checkpoint, Lease, LockStore } from '../../lib/store/locks.ts';
+import { type CommandQueue, MAX_COMMAND_BYTES } from '../../lib/queue/commands.ts';
+import { OutboxCommandDelivery } from '../../lib/queue/outbox.ts';
+import { type CommandStore, outboxId } from '../../lib/store/dynamodb/commands.ts';
+import type { InstanceStore } from '../../lib/store/dynamodb/instances.ts';
 
 const HOST = '10.0.0.1:5678';
 
@@ -203,6 +214,18 @@ function setup(n: number, overrides: Partial<ProcessInstance> = {}) {
   const continuations: FailoverRequest[] = [];
   const pendingLeftovers: CommandMessage[] = [];
   const commands = memoryCommands(instances, pendingLeftovers);
+  // Mutable, so that a test can make the queue refuse some commands.
+  const queue: CommandQueue & { refuse?: (m: CommandMessage) => boolean } = {
+    send: async (messages) => {
+      const refused = messages.filter((m) => queue.refuse?.(m) === true);
+      const accepted = messages.filter((m) => !refused.includes(m));
+      sent.push(...accepted);
+      return {
+        sent: accepted.map((m) => m.id),
+        failed: refused.map((m) => ({ id: m.id, reason: 'refused' })),
+      };
+    },
+  };
   const deps: FailoverDeps = {
     instances,
     tasks: {
@@ -210,15 +233,10 @@ function setup(n: number, overrides: Partial<ProcessInstance> = {}) {
       getMany: async () => new Map(),
       failOver: async () => ({ status: 'committed', outboxId: 'outbox/none' }),
     },
-    commands,
+    delivery: new OutboxCommandDelivery({ commands, queue }),
+    maxCommandBytes: MAX_COMMAND_BYTES,
     locks,
-    servers: { liveIncarnation: async () => null },
-    commandQueue: {
-      send: async (messages) => {
-        sent.push(...messages);
-        return { sent: messages.map((m) => m.id), failed: [] };
-      },
-    },
+    liveness: { liveIncarnation: async () => null },
     requestQueue: {
       send: async (requests) => {
         continuations.push(...requests.map((r) => FailoverRequestSchema.parse(r)));
@@ -228,7 +246,7 @@ function setup(n: number, overrides: Partial<ProcessInstance> = {}) {
     log: silentLog,
     settings: { leaseMs: 30_000, batchSize: 5, concurrency: 2 },
   };
-  return { instances, locks, sent, continuations, pendingLeftovers, deps };
+  return { instances, locks, sent, continuations, pendingLeftovers, deps, queue };
 }
 
 const REQUEST: FailoverRequest = FailoverRequestSchema.parse({
@@ -420,7 +438,7 @@ describe('failOverHost', () => {
     await locks.acquire('x', 'other', 4_000, 10_000);
     const seenAtAcquire: Array<{ pagesRead: number; liveReads: number }> = [];
     let liveReads = 0;
-    deps.servers = {
+    deps.liveness = {
       liveIncarnation: async () => {
         liveReads += 1;
         return null;
@@ -459,16 +477,9 @@ describe('failOverHost', () => {
   });
 
   it('fails the run when a leftover command cannot be sent, its own commands sent and the lock released', async () => {
-    const { locks, sent, pendingLeftovers, deps } = setup(2);
+    const { locks, sent, pendingLeftovers, deps, queue } = setup(2);
     pendingLeftovers.push(LEFTOVER);
-    const send = deps.commandQueue.send.bind(deps.commandQueue);
-    deps.commandQueue = {
-      send: async (messages) => {
-        const refused = messages.filter((m) => m.id === 'recover/old/1');
-        const result = await send(messages.filter((m) => !refused.includes(m)));
-        return { ...result, failed: refused.map((m) => ({ id: m.id, reason: 'refused' })) };
-      },
-    };
+    queue.refuse = (m) => m.id === 'recover/old/1';
 
     await expect(failOverHost(REQUEST, deps, unlimited)).rejects.toBeInstanceOf(CommandSendError);
 

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { invocationBudget } from '../../lib/failover/fail-over-host.ts';
 import { buildRecoveryCommand, buildTaskNotice } from '../../lib/failover/rules.ts';
 import type { RecoveryCommand } from '../../lib/messages.ts';
-import { marshalFlat } from '../../lib/store/attributes.ts';
+import { marshalFlat } from '../../lib/store/dynamodb/attributes.ts';
 import {
   COMMAND_RETENTION_MS,
   commandItem,
@@ -13,11 +13,11 @@ import {
   outboxItem,
   parseCommandItem,
   parsePendingItem,
-} from '../../lib/store/commands.ts';
-import { cancellationOutcome, failoverTransaction } from '../../lib/store/failover-writes.ts';
-import { parseProcessInstance } from '../../lib/store/instances.ts';
-import { liveIncarnationOf } from '../../lib/store/server-mirror.ts';
-import { parseTaskInstance } from '../../lib/store/tasks.ts';
+} from '../../lib/store/dynamodb/commands.ts';
+import { cancellationOutcome, failoverTransaction } from '../../lib/store/dynamodb/failover-writes.ts';
+import { parseProcessInstance } from '../../lib/store/dynamodb/instances.ts';
+import { liveIncarnationOf } from '../../lib/store/dynamodb/server-mirror.ts';
+import { parseTaskInstance } from '../../lib/store/dynamodb/tasks.ts';
 
 const HOST = '10.0.0.1:5678';
 

@@ -23,9 +23,9 @@ import {
   parseDeadServerName,
   parseServerName,
 } from '../../lib/registry/layout.ts';
-import type { Item } from '../../lib/store/attributes.ts';
-import { parseProcessInstance } from '../../lib/store/instances.ts';
-import { parseTaskInstance } from '../../lib/store/tasks.ts';
+import type { Item } from '../../lib/store/dynamodb/attributes.ts';
+import { parseProcessInstance } from '../../lib/store/dynamodb/instances.ts';
+import { parseTaskInstance } from '../../lib/store/dynamodb/tasks.ts';
 import { hostileBodies } from '../chaos/hostile-bodies.ts';
 
 const runs = { numRuns: 400 };

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import type { FailoverRequestQueue } from '../../lib/failover/ports.ts';
 import type { FailoverRequestInput } from '../../lib/messages.ts';
-import type { FailoverRequestQueue } from '../../lib/queue/failover-requests.ts';
 import {
   compareZxid,
   listingCovers,

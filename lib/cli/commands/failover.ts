@@ -1,6 +1,7 @@
 // `zkf failover --host H`: sends an operator failover request to the failover queue, exactly as the
 // watcher would for a removal (same schema, FIFO group and deduplication id), with `source: operator`.
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { failoverLockName } from '../../failover/ports.ts';
 import {
   type FailoverRequestInput,
   FailoverRequestSchema,
@@ -8,8 +9,7 @@ import {
   failoverRequestGroupId,
 } from '../../messages.ts';
 import { SqsFailoverRequestQueue } from '../../queue/failover-requests.ts';
-import { readNumber, readString, str } from '../../store/attributes.ts';
-import { failoverLockName } from '../../store/locks.ts';
+import { readNumber, readString, str } from '../../store/dynamodb/attributes.ts';
 import { intOption } from '../args.ts';
 import type { CliCommand } from '../command.ts';
 import { duration, isoTime, Progress } from '../format.ts';

@@ -3,6 +3,7 @@
 // the lock, the host's pending commands) through the same stores, and decides each item with the same
 // rules (lib/failover/rules.ts), with the bound an operator request sent now would carry (observedAt = now).
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { failoverLockName, type Page } from '../../failover/ports.ts';
 import {
   type FailoverSkipReason,
   failoverGeneration,
@@ -13,13 +14,11 @@ import {
   taskNoticeId,
 } from '../../failover/rules.ts';
 import type { NodeType } from '../../messages.ts';
-import { readNumber, readString, str } from '../../store/attributes.ts';
-import { DynamoCommandStore } from '../../store/commands.ts';
-import type { Page } from '../../store/failover-writes.ts';
-import { DynamoInstanceStore } from '../../store/instances.ts';
-import { failoverLockName } from '../../store/locks.ts';
-import { DynamoServerMirror } from '../../store/server-mirror.ts';
-import { DynamoTaskStore } from '../../store/tasks.ts';
+import { readNumber, readString, str } from '../../store/dynamodb/attributes.ts';
+import { DynamoCommandStore } from '../../store/dynamodb/commands.ts';
+import { DynamoInstanceStore } from '../../store/dynamodb/instances.ts';
+import { DynamoServerMirror } from '../../store/dynamodb/server-mirror.ts';
+import { DynamoTaskStore } from '../../store/dynamodb/tasks.ts';
 import { intOption, UsageError } from '../args.ts';
 import type { CliCommand } from '../command.ts';
 import { isoTime, Progress, relative, table } from '../format.ts';

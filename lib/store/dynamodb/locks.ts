@@ -6,57 +6,14 @@ import {
   GetItemCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
+import {
+  type AcquireResult,
+  type Checkpoint,
+  type Lease,
+  LockLostError,
+  type LockStore,
+} from '../../failover/ports.ts';
 import { type Item, num, readNumber, readString, str } from './attributes.ts';
-
-export interface Lease {
-  readonly name: string;
-  readonly owner: string;
-  /** Monotonic fencing token of this holding: strictly greater than any earlier holder's. */
-  readonly fence: number;
-  readonly expiresAt: number;
-}
-
-/**
- * Progress left on the lock item by a run that stopped early for a continuation: where the next run of
- * the same chain (`key`) resumes paging. Only a hint; a run that does not find its key starts over.
- */
-export interface Checkpoint {
-  key: string;
-  cursor: string;
-}
-
-export type AcquireResult =
-  | { acquired: true; lease: Lease; checkpoint?: Checkpoint }
-  /** Held by someone else until `heldUntil` (epoch ms, by their clock). */
-  | { acquired: false; heldUntil: number; holder?: string; fence?: number };
-
-export interface LockStore {
-  /** Free or expired -> ours, with the next fence. Held by a live owner -> not acquired. Never waits. */
-  acquire(name: string, owner: string, leaseMs: number, now: number): Promise<AcquireResult>;
-  /** Extends our lease; throws LockLostError when the lock is no longer ours (expired and taken). */
-  renew(lease: Lease, leaseMs: number, now: number): Promise<Lease>;
-  /**
-   * Gives the lock up if it is still ours; false when it was not (already taken over). Leaves `checkpoint`
-   * for the next holder, or clears any earlier one.
-   */
-  release(lease: Lease, checkpoint?: Checkpoint): Promise<boolean>;
-}
-
-/** The lease was taken over by another holder: stop writing, the newer holder owns the work. */
-export class LockLostError extends Error {
-  constructor(
-    readonly lease: Lease,
-    options?: { cause?: unknown },
-  ) {
-    super(`lock ${lease.name} (fence ${lease.fence}) is no longer held by ${lease.owner}`, options);
-    this.name = 'LockLostError';
-  }
-}
-
-/** The lock name of a host's failover: exact `ip:port`, never a prefix (#18197: release what you took). */
-export function failoverLockName(nodeType: string, host: string): string {
-  return `failover/${nodeType}/${host}`;
-}
 
 export class DynamoLockStore implements LockStore {
   constructor(

@@ -1,15 +1,10 @@
 // Process instances (DESIGN section 4, `instances` table) and their failover transaction (F2).
 import type { DynamoDBClient, TransactWriteItem } from '@aws-sdk/client-dynamodb';
-import { EXECUTING_PROCESS_STATES, type ProcessInstance } from '../failover/rules.ts';
-import type { RecoveryCommand } from '../messages.ts';
+import type { FailoverWrite, FenceStamp, HostItemStore } from '../../failover/ports.ts';
+import { EXECUTING_PROCESS_STATES, type ProcessInstance } from '../../failover/rules.ts';
+import type { RecoveryCommand } from '../../messages.ts';
 import { attributeType, type Item, num, readNumber, readString, str } from './attributes.ts';
-import {
-  DynamoHostItemStore,
-  type FailoverWrite,
-  type FenceStamp,
-  type HostItemStore,
-  type Parsed,
-} from './failover-writes.ts';
+import { DynamoHostItemStore, type Parsed } from './failover-writes.ts';
 
 export type InstanceStore = HostItemStore<ProcessInstance, RecoveryCommand>;
 

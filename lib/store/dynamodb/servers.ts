@@ -15,7 +15,7 @@ import {
   paginateScan,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import { FailoverRequestSchema, NodeTypeSchema } from '../messages.ts';
+import { FailoverRequestSchema, NodeTypeSchema } from '../../messages.ts';
 import {
   type MembershipAction,
   type MembershipStore,
@@ -23,7 +23,8 @@ import {
   type PendingRequest,
   type ServerObservation,
   sweepKey,
-} from '../registry/membership.ts';
+} from '../../registry/membership.ts';
+import type { DiscoveryCheckpoint } from '../../sweep/executing-work.ts';
 import { type Item, num, readBoolean, readNumber, readString, str } from './attributes.ts';
 
 const bool = (value: boolean): AttributeValue => ({ BOOL: value });
@@ -31,13 +32,6 @@ const list = (values: readonly string[]): AttributeValue => ({ L: values.map(str
 
 /** The key of the sweep's discovery checkpoint (not a server row). */
 export const discoveryCheckpointId = 'sweep/discovery';
-
-export interface DiscoveryCheckpoint {
-  /** Per table and scan segment: the opaque resume key, or 'done'. */
-  readonly cursors: Readonly<Record<string, string>>;
-  readonly startedAt: number;
-  readonly completedAt?: number;
-}
 
 export class DynamoServerStore implements MembershipStore {
   constructor(

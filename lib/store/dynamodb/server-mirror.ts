@@ -2,14 +2,10 @@
 // check of the failover function, which runs outside the ZooKeeper network. See docs/failover.md for the
 // staleness this allows.
 import { type DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
-import type { LiveIncarnation } from '../failover/rules.ts';
-import type { NodeType } from '../messages.ts';
+import type { LivenessSource } from '../../failover/ports.ts';
+import type { LiveIncarnation } from '../../failover/rules.ts';
+import type { NodeType } from '../../messages.ts';
 import { type Item, readBoolean, readNumber, str } from './attributes.ts';
-
-export interface ServerMirror {
-  /** The incarnation the mirror currently shows as registered for this server, or null. */
-  liveIncarnation(type: NodeType, host: string): Promise<LiveIncarnation>;
-}
 
 /** Mirror row -> F3 input. A live row without a usable startupTime gives NaN: nothing is provably older. */
 export function liveIncarnationOf(row: Item | undefined): LiveIncarnation {
@@ -17,7 +13,8 @@ export function liveIncarnationOf(row: Item | undefined): LiveIncarnation {
   return { startupTime: readNumber(row, 'startupTime') ?? Number.NaN };
 }
 
-export class DynamoServerMirror implements ServerMirror {
+/** The liveness the membership mirror shows: the incarnation registered for a server, or null. */
+export class DynamoServerMirror implements LivenessSource {
   constructor(
     private readonly dynamodb: DynamoDBClient,
     private readonly tableName: string,

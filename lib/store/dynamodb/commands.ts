@@ -9,7 +9,8 @@ import {
   QueryCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import { type CommandMessage, CommandMessageSchema } from '../messages.ts';
+import type { FenceStamp, OutboxBatch, PendingFilter } from '../../failover/ports.ts';
+import { type CommandMessage, CommandMessageSchema } from '../../messages.ts';
 import {
   batchGetConsistent,
   decodeCursor,
@@ -22,34 +23,12 @@ import {
   str,
   unmarshalFlat,
 } from './attributes.ts';
-import type { FenceStamp } from './failover-writes.ts';
 
 /** How long commands and enqueued outbox records are kept (their `expiresAt`, the table's TTL). */
 export const COMMAND_RETENTION_MS = 30 * 86_400_000;
 
 /** The id prefix of outbox records, which share the commands table with the commands they list. */
 export const OUTBOX_PREFIX = 'outbox/';
-
-export interface PendingFilter {
-  /** Only commands of this failed host. */
-  failedHost?: string;
-  /** Only this kind of command. */
-  type?: CommandMessage['type'];
-  /** Only commands created before this time (epoch ms). */
-  createdBefore?: number;
-}
-
-/** The commands of one pending outbox record. */
-export interface OutboxBatch {
-  /**
-   * The outbox record's id. Absent: commands found written after a transaction reported failure, whose
-   * record is not known yet (delivered through `pendingRecordsOf`).
-   */
-  outboxId?: string;
-  commands: CommandMessage[];
-  /** Listed commands that are missing or not valid commands: never sent, kept pending for an operator. */
-  unsendable?: string[];
-}
 
 export interface PendingPage {
   batches: OutboxBatch[];

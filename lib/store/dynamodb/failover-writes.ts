@@ -11,53 +11,16 @@ import {
   type TransactWriteItem,
   TransactWriteItemsCommand,
 } from '@aws-sdk/client-dynamodb';
-import type { CommandMessage } from '../messages.ts';
+import type {
+  FailoverWrite,
+  FenceStamp,
+  HostItemStore,
+  Page,
+  TransactOutcome,
+} from '../../failover/ports.ts';
+import type { CommandMessage } from '../../messages.ts';
 import { batchGetConsistent, decodeCursor, encodeCursor, errorName, type Item, str } from './attributes.ts';
 import { commandItem, outboxId, outboxItem } from './commands.ts';
-
-/** Items of one host, one page at a time. `malformed` are items that break the data contract (skipped). */
-export interface Page<T> {
-  items: T[];
-  malformed: Array<{ id: string; problem: string }>;
-  /** Absent on the last page. */
-  cursor?: string;
-}
-
-/** Who writes: the lock's fence and name, stamped on every item written, and the write time. */
-export interface FenceStamp {
-  host: string;
-  fence: number;
-  lockName: string;
-  now: number;
-}
-
-/** One item to fail over, the failover generation it gets, and the command written with it. */
-export interface FailoverWrite<T, M extends CommandMessage> {
-  item: T;
-  generation: number;
-  message: M;
-}
-
-export type TransactOutcome =
-  /** Every item and command written, with the outbox record (`outboxId`) that lists the commands. */
-  | { status: 'committed'; outboxId: string }
-  /**
-   * Nothing was written. `conditionFailed`: items (by id) that no longer match what was read.
-   * `retryable`: the rest failed for transient reasons (conflict, throttling) and should be retried after
-   * a backoff; when false, the rest can be retried at once.
-   */
-  | { status: 'cancelled'; conditionFailed: string[]; retryable: boolean; reasons: string[] }
-  /** DynamoDB refused the request itself (for example an item too large): split it, or skip a single item. */
-  | { status: 'invalid'; reason: string };
-
-/** The port the failover use case needs for one kind of item (process instances or task instances). */
-export interface HostItemStore<T extends { id: string }, M extends CommandMessage> {
-  pageByHost(host: string, limit: number, cursor?: string): Promise<Page<T>>;
-  /** Strongly consistent reads; ids that do not exist are absent from the map. */
-  getMany(ids: readonly string[]): Promise<Map<string, T>>;
-  /** One transaction: every item updated, every command written and listed in one outbox record, or nothing. */
-  failOver(writes: ReadonlyArray<FailoverWrite<T, M>>, stamp: FenceStamp): Promise<TransactOutcome>;
-}
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; id: string; problem: string };
 

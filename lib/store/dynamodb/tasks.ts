@@ -1,15 +1,10 @@
 // Task instances (DESIGN section 4, `tasks` table) and their failover transaction (F5).
 import type { DynamoDBClient, TransactWriteItem } from '@aws-sdk/client-dynamodb';
-import { NEED_FAULT_TOLERANCE, TASK_FAILOVER_STATES, type TaskInstance } from '../failover/rules.ts';
-import type { TaskFailoverNotice } from '../messages.ts';
+import type { FailoverWrite, FenceStamp, HostItemStore } from '../../failover/ports.ts';
+import { NEED_FAULT_TOLERANCE, TASK_FAILOVER_STATES, type TaskInstance } from '../../failover/rules.ts';
+import type { TaskFailoverNotice } from '../../messages.ts';
 import { attributeType, type Item, num, readNumber, readString, str } from './attributes.ts';
-import {
-  DynamoHostItemStore,
-  type FailoverWrite,
-  type FenceStamp,
-  type HostItemStore,
-  type Parsed,
-} from './failover-writes.ts';
+import { DynamoHostItemStore, type Parsed } from './failover-writes.ts';
 import { failoverCondition, failoverNames } from './instances.ts';
 
 export type TaskStore = HostItemStore<TaskInstance, TaskFailoverNotice>;

@@ -6,7 +6,7 @@ import {
   type BatchGetItemCommandOutput,
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
-import { sleep } from '../failover/concurrency.ts';
+import { sleep } from '../../failover/concurrency.ts';
 
 export type Item = Record<string, AttributeValue>;
 

@@ -1,0 +1,201 @@
+// The statements the DolphinScheduler store runs, per dialect, as pure builders (unit-tested as text).
+// DolphinScheduler has no index on `host` (DESIGN D7): a host's instances are read by primary-key ranges,
+// so every read is an index range scan of bounded size whatever the table holds.
+import {
+  FAILED_OVER_HOST,
+  FAILURE_STRATEGY_CONTINUE,
+  NEED_FAILOVER_STATES,
+  RECOVER_TOLERANCE_FAULT_PROCESS,
+  TASK_DEPEND_TYPE_TASK_POST,
+} from './codes.ts';
+import type { Dialect } from './database.ts';
+
+export interface Statement {
+  sql: string;
+  params: unknown[];
+}
+
+const states = NEED_FAILOVER_STATES.join(', ');
+
+/** `$n` (PostgreSQL) or `?` (MySQL) placeholders, numbered from `first`. */
+function placeholders(dialect: Dialect, count: number, first = 1): string[] {
+  return Array.from({ length: count }, (_, i) => (dialect === 'postgresql' ? `$${first + i}` : '?'));
+}
+
+/** What the failover reads of an instance: the rules' inputs and the recovery command's sources. */
+const instanceColumns = `i.id, i.host, i.state, i.process_definition_code, i.process_definition_version,
+  i.executor_id, i.process_instance_priority, i.start_time, i.restart_time, i.command_param, i.test_flag,
+  (SELECT s.id FROM t_ds_schedules s WHERE s.process_definition_code = i.process_definition_code
+    ORDER BY s.id LIMIT 1) AS schedule_id,
+  (SELECT s.timezone_id FROM t_ds_schedules s WHERE s.process_definition_code = i.process_definition_code
+    ORDER BY s.id LIMIT 1) AS schedule_timezone`;
+
+export interface InstanceRow {
+  id: number | string;
+  host: string | null;
+  state: number | string | null;
+  process_definition_code: string | number | null;
+  process_definition_version: number | string | null;
+  executor_id: number | string | null;
+  process_instance_priority: number | string | null;
+  start_time: string | null;
+  restart_time: string | null;
+  command_param: string | null;
+  test_flag: number | string | null;
+  schedule_id: number | string | null;
+  schedule_timezone: string | null;
+}
+
+export function maxInstanceIdSql(): Statement {
+  return { sql: 'SELECT max(id) AS max_id FROM t_ds_process_instance', params: [] };
+}
+
+/** The host's executing instances with `afterId < id <= toId`, in id order, at most `limit`. */
+export function hostInstancesSql(
+  dialect: Dialect,
+  host: string,
+  range: { afterId: number; toId: number },
+  limit: number,
+): Statement {
+  const [after, to, h, n] = placeholders(dialect, 4);
+  return {
+    sql: `SELECT ${instanceColumns}
+FROM t_ds_process_instance i
+WHERE i.id > ${after} AND i.id <= ${to} AND i.host = ${h} AND i.state IN (${states})
+ORDER BY i.id
+LIMIT ${n}`,
+    params: [range.afterId, range.toId, host, limit],
+  };
+}
+
+export function instancesByIdSql(dialect: Dialect, ids: readonly number[]): Statement {
+  return {
+    sql: `SELECT ${instanceColumns}
+FROM t_ds_process_instance i
+WHERE i.id IN (${placeholders(dialect, ids.length).join(', ')})`,
+    params: [...ids],
+  };
+}
+
+/** One instance to fail over: its id and its recovery command's `command_param`. */
+export interface FailoverTarget {
+  id: number;
+  commandParam: string;
+}
+
+/**
+ * The write condition (DESIGN D1/D2): still on the dead host, still executing, and (F3) started and
+ * restarted before the bound. A row that no longer matches is neither changed nor given a command.
+ */
+function stillEligible(dialect: Dialect, hostParam: string, boundParam: string, alias?: string): string {
+  const bound = dialect === 'postgresql' ? `${boundParam}::timestamp` : boundParam;
+  const c = alias === undefined ? '' : `${alias}.`;
+  return `${c}host = ${hostParam} AND ${c}state IN (${states})
+    AND ${c}start_time < ${bound}
+    AND (${c}restart_time IS NULL OR ${c}restart_time < ${bound})`;
+}
+
+const commandColumns = `command_type, process_definition_code, process_definition_version, process_instance_id,
+  command_param, executor_id, process_instance_priority, test_flag, task_depend_type, failure_strategy,
+  start_time, update_time`;
+
+/**
+ * PostgreSQL: the whole batch in one statement (one transaction): the conditional update of the batch's
+ * rows, and one command per row it changed, built from the row as updated. Returns the command ids.
+ */
+export function pgFailoverSql(
+  targets: readonly FailoverTarget[],
+  host: string,
+  startedBefore: string,
+  now: string,
+): Statement {
+  return {
+    sql: `WITH target AS (
+  SELECT * FROM unnest($1::int[], $2::text[]) AS t(id, command_param)
+), changed AS (
+  UPDATE t_ds_process_instance AS i SET host = '${FAILED_OVER_HOST}'
+  FROM target AS t
+  WHERE i.id = t.id AND ${stillEligible('postgresql', '$3', '$4', 'i')}
+  RETURNING i.id, i.process_definition_code, i.process_definition_version, i.executor_id,
+    i.process_instance_priority, i.test_flag, t.command_param
+)
+INSERT INTO t_ds_command (${commandColumns})
+SELECT ${RECOVER_TOLERANCE_FAULT_PROCESS}, c.process_definition_code, c.process_definition_version, c.id,
+  c.command_param, c.executor_id, COALESCE(c.process_instance_priority, 2), c.test_flag,
+  ${TASK_DEPEND_TYPE_TASK_POST}, ${FAILURE_STRATEGY_CONTINUE}, $5::timestamp, $5::timestamp
+FROM changed AS c ORDER BY c.id
+RETURNING id, process_instance_id`,
+    params: [targets.map((t) => t.id), targets.map((t) => t.commandParam), host, startedBefore, now],
+  };
+}
+
+/** MySQL, step 1 of the batch's transaction: lock the rows that still match, reading what the commands copy. */
+export function mysqlLockSql(ids: readonly number[], host: string, startedBefore: string): Statement {
+  return {
+    sql: `SELECT i.id, i.process_definition_code, i.process_definition_version, i.executor_id,
+  i.process_instance_priority, i.test_flag
+FROM t_ds_process_instance i
+WHERE i.id IN (${placeholders('mysql', ids.length).join(', ')}) AND ${stillEligible('mysql', '?', '?', 'i')}
+ORDER BY i.id
+FOR UPDATE`,
+    params: [...ids, host, startedBefore, startedBefore],
+  };
+}
+
+/**
+ * MySQL, step 2: release the locked rows. `update_time = update_time` keeps the column DolphinScheduler's
+ * MySQL schema would otherwise stamp by itself (ON UPDATE): host is the only column failover writes.
+ */
+export function mysqlReleaseSql(ids: readonly number[], host: string, startedBefore: string): Statement {
+  // The rows are locked by step 1; the condition is repeated so that this statement alone is safe too.
+  return {
+    sql: `UPDATE t_ds_process_instance SET host = '${FAILED_OVER_HOST}', update_time = update_time
+WHERE id IN (${placeholders('mysql', ids.length).join(', ')}) AND ${stillEligible('mysql', '?', '?')}`,
+    params: [...ids, host, startedBefore, startedBefore],
+  };
+}
+
+export interface LockedInstanceRow {
+  id: number | string;
+  process_definition_code: string | number;
+  process_definition_version: number | string;
+  executor_id: number | string | null;
+  process_instance_priority: number | string | null;
+  test_flag: number | string | null;
+}
+
+/** MySQL, step 3: one command per released row. */
+export function mysqlInsertCommandsSql(
+  rows: ReadonlyArray<LockedInstanceRow & { commandParam: string }>,
+  now: string,
+): Statement {
+  const values = rows.map(
+    () =>
+      `(${RECOVER_TOLERANCE_FAULT_PROCESS}, ?, ?, ?, ?, ?, ?, ?, ${TASK_DEPEND_TYPE_TASK_POST}, ${FAILURE_STRATEGY_CONTINUE}, ?, ?)`,
+  );
+  return {
+    sql: `INSERT INTO t_ds_command (${commandColumns}) VALUES ${values.join(', ')}`,
+    params: rows.flatMap((r) => [
+      r.process_definition_code,
+      r.process_definition_version,
+      r.id,
+      r.commandParam,
+      r.executor_id,
+      r.process_instance_priority ?? 2,
+      r.test_flag,
+      now,
+      now,
+    ]),
+  };
+}
+
+/** MySQL, step 4: the ids of the commands just inserted (this session's first insert id onwards). */
+export function mysqlInsertedCommandsSql(ids: readonly number[]): Statement {
+  return {
+    sql: `SELECT id, process_instance_id FROM t_ds_command
+WHERE id >= LAST_INSERT_ID() AND command_type = ${RECOVER_TOLERANCE_FAULT_PROCESS}
+  AND process_instance_id IN (${placeholders('mysql', ids.length).join(', ')})
+ORDER BY id`,
+    params: [...ids],
+  };
+}

@@ -1,0 +1,131 @@
+// Composition: the failover core's ports built for the store the configuration names (DESIGN section 11).
+// Handlers, the operator command line, the benchmark and the tests wire a store through here, so that each
+// store's adapters are put together in one place. Imports point one way: this file -> adapters -> core.
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import type { DolphinSchedulerConfig } from './config.ts';
+import type { FailoverDeps } from './failover/fail-over-host.ts';
+import type { RunJournal } from './failover/ports.ts';
+import type { Log } from './observability.ts';
+import { MAX_COMMAND_BYTES, SqsCommandQueue } from './queue/commands.ts';
+import { OutboxCommandDelivery } from './queue/outbox.ts';
+import { DsFailoverLockGuard, type DsRelease } from './registry/ds-failover-lock.ts';
+import type { RegistryLayout } from './registry/layout.ts';
+import type { RegistryLogger } from './registry/zk-client.ts';
+import { ZkLiveness } from './registry/zk-liveness.ts';
+import type { ZkSessionProvider } from './registry/zk-session-provider.ts';
+import {
+  type Database,
+  DatabaseConfigError,
+  defaultPoolSettings,
+  lazyDatabase,
+  openDatabase,
+  parseDatabaseUrl,
+  parseRdsSecret,
+} from './store/dolphinscheduler/database.ts';
+import { DsCommandDelivery } from './store/dolphinscheduler/delivery.ts';
+import { DsInstanceStore } from './store/dolphinscheduler/instances.ts';
+import { WallClock } from './store/dolphinscheduler/wall-time.ts';
+import { DynamoCommandStore } from './store/dynamodb/commands.ts';
+import { DynamoInstanceStore } from './store/dynamodb/instances.ts';
+import { DynamoServerMirror } from './store/dynamodb/server-mirror.ts';
+import { DynamoTaskStore } from './store/dynamodb/tasks.ts';
+
+/** What a store contributes to the failover use case. */
+export type FailoverStorePorts = Pick<
+  FailoverDeps,
+  'instances' | 'tasks' | 'delivery' | 'maxCommandBytes' | 'liveness' | 'guard'
+>;
+
+export interface DynamoStoreNames {
+  instancesTable: string;
+  tasksTable: string;
+  commandsTable: string;
+  serversTable: string;
+  commandsQueueUrl: string;
+}
+
+/** The DynamoDB store (DESIGN section 4): its tables, the outbox and the commands queue, the mirror's liveness. */
+export function dynamoFailoverPorts(
+  clients: { dynamodb: DynamoDBClient; sqs: SQSClient },
+  names: DynamoStoreNames,
+  log?: Log,
+): FailoverStorePorts {
+  const { dynamodb, sqs } = clients;
+  const commands = new DynamoCommandStore(dynamodb, names.commandsTable);
+  return {
+    instances: new DynamoInstanceStore(dynamodb, {
+      instances: names.instancesTable,
+      commands: names.commandsTable,
+    }),
+    tasks: new DynamoTaskStore(dynamodb, { tasks: names.tasksTable, commands: names.commandsTable }),
+    delivery: new OutboxCommandDelivery({
+      commands,
+      queue: new SqsCommandQueue(sqs, names.commandsQueueUrl),
+      ...(log ? { log } : {}),
+    }),
+    maxCommandBytes: MAX_COMMAND_BYTES,
+    liveness: new DynamoServerMirror(dynamodb, names.serversTable),
+  };
+}
+
+export interface DolphinSchedulerStoreParts {
+  database: Database;
+  /** DolphinScheduler's time zone (DS_TIME_ZONE). */
+  timeZone: string;
+  scanSpan?: number;
+  /** The registry: DolphinScheduler's failover lock and the masters' heartbeats (F3) are read there. */
+  zookeeper: ZkSessionProvider;
+  layout: RegistryLayout;
+  version: DsRelease;
+  /** Where committed batches are recorded (DESIGN D6). */
+  journal?: RunJournal;
+  log?: Log;
+  registryLog?: RegistryLogger;
+}
+
+/**
+ * DolphinScheduler's own database (DESIGN section 10): its instances and command table, its failover lock
+ * in ZooKeeper held while writing, liveness straight from the registry, and no worker task store (D4).
+ */
+export function dolphinSchedulerFailoverPorts(parts: DolphinSchedulerStoreParts): FailoverStorePorts {
+  const clock = new WallClock(parts.timeZone);
+  return {
+    instances: new DsInstanceStore(parts.database, {
+      clock,
+      ...(parts.scanSpan === undefined ? {} : { scanSpan: parts.scanSpan }),
+    }),
+    delivery: new DsCommandDelivery(parts.journal, parts.log),
+    // command_param is MySQL `text` (64 KiB); the command row carries little else.
+    maxCommandBytes: 60 * 1024,
+    liveness: new ZkLiveness(parts.zookeeper, {
+      layout: parts.layout,
+      ...(parts.registryLog ? { logger: parts.registryLog } : {}),
+    }),
+    guard: new DsFailoverLockGuard(parts.zookeeper, {
+      root: parts.layout.root,
+      version: parts.version,
+      ...(parts.registryLog ? { logger: parts.registryLog } : {}),
+    }),
+  };
+}
+
+/** DolphinScheduler's database from the store's configuration: the URL, or the RDS secret read once. */
+export function dolphinSchedulerDatabase(
+  config: DolphinSchedulerConfig,
+  readSecret: (arn: string) => Promise<string | undefined>,
+): Database {
+  const settings = { ...defaultPoolSettings, max: config.poolMax };
+  const { database } = config;
+  if ('url' in database) return openDatabase(parseDatabaseUrl(database.url), settings);
+  return lazyDatabase(
+    database.dialect,
+    async () => {
+      const text = await readSecret(database.secretArn);
+      if (text === undefined)
+        throw new DatabaseConfigError(`secret ${database.secretArn} has no string value`);
+      return parseRdsSecret(text);
+    },
+    settings,
+  );
+}
