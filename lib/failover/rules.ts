@@ -232,8 +232,8 @@ function recoveryCommandParam(instance: ProcessInstance): string {
   return JSON.stringify(param);
 }
 
-/** The instance's own `StartParams`, or undefined when absent or the commandParam is malformed. */
-function readStartParams(commandParam: string | undefined): unknown {
+/** The instance's own `StartParams`, or undefined when absent, null, or the commandParam is malformed. */
+export function readStartParams(commandParam: string | undefined): unknown {
   if (commandParam === undefined) return undefined;
   let parsed: unknown;
   try {

@@ -167,31 +167,13 @@ export class RegistryView {
     kind: Extract<DirectoryKind, { kind: 'servers' }>,
     name: string,
   ): Promise<NodeObservation | null> {
-    const path = `${parent}/${name}`;
-    const read = await this.#session.data(path);
-    if (read === null) return null;
-    const heartbeat = parseHeartbeat(this.#options.layout, read.data, {
-      ctime: read.stat.ctime,
-      timeZoneOffsetMinutes: this.#options.timeZoneOffsetMinutes,
-    });
-    if (heartbeat.problem !== undefined && read.data !== null && read.data.length > 0) {
-      this.#options.logger?.warn('unusable heartbeat, startup time taken from ctime', {
-        path,
-        problem: heartbeat.problem,
-      });
-    }
-    return {
-      path,
+    return readServerNode(this.#session, this.#options, {
+      path: `${parent}/${name}`,
       parent,
       nodeType: kind.nodeType,
       host: name,
       group: kind.group,
-      czxid: read.stat.czxid,
-      ephemeralOwner: read.stat.ephemeralOwner,
-      ctime: read.stat.ctime,
-      startupTime: heartbeat.startupTime,
-      startupTimeSource: heartbeat.startupTimeSource,
-    };
+    });
   }
 
   #acceptName(parent: string, kind: DirectoryKind, name: string): boolean {
@@ -225,4 +207,35 @@ export class RegistryView {
     this.#parents.delete(path);
     this.#forgetNodesUnder(path);
   }
+}
+
+/**
+ * One server node as observed now (null when absent): its identity, stat and heartbeat startup time (the
+ * node's ctime while the heartbeat is empty or unusable; an unusable one is logged).
+ */
+export async function readServerNode(
+  session: ZkSession,
+  options: Pick<RegistryViewOptions, 'layout' | 'timeZoneOffsetMinutes' | 'logger'>,
+  node: Pick<NodeObservation, 'path' | 'parent' | 'nodeType' | 'host' | 'group'>,
+): Promise<NodeObservation | null> {
+  const read = await session.data(node.path);
+  if (read === null) return null;
+  const heartbeat = parseHeartbeat(options.layout, read.data, {
+    ctime: read.stat.ctime,
+    timeZoneOffsetMinutes: options.timeZoneOffsetMinutes,
+  });
+  if (heartbeat.problem !== undefined && read.data !== null && read.data.length > 0) {
+    options.logger?.warn('unusable heartbeat, startup time taken from ctime', {
+      path: node.path,
+      problem: heartbeat.problem,
+    });
+  }
+  return {
+    ...node,
+    czxid: read.stat.czxid,
+    ephemeralOwner: read.stat.ephemeralOwner,
+    ctime: read.stat.ctime,
+    startupTime: heartbeat.startupTime,
+    startupTimeSource: heartbeat.startupTimeSource,
+  };
 }

@@ -1,8 +1,8 @@
 import type { LivenessSource } from '../failover/ports.ts';
 import type { LiveIncarnation } from '../failover/rules.ts';
 import type { NodeType } from '../messages.ts';
-import { parseHeartbeat } from './heartbeat.ts';
 import { isValidGroupName, type RegistryLayout } from './layout.ts';
+import { readServerNode } from './listing.ts';
 import { type NodeObservation, serverId, serversFromNodes } from './membership.ts';
 import type { RegistryLogger, ZkSession } from './zk-client.ts';
 import type { ZkSessionProvider } from './zk-session-provider.ts';
@@ -43,36 +43,19 @@ export class ZkLiveness implements LivenessSource {
     return server === undefined ? null : { startupTime: server.startupTime };
   }
 
-  async #readNode(
+  #readNode(
     session: ZkSession,
     nodeType: NodeType,
     host: string,
     path: string,
     group?: string,
   ): Promise<NodeObservation | null> {
-    const read = await session.data(path);
-    if (read === null) return null;
-    const heartbeat = parseHeartbeat(this.#options.layout, read.data, {
-      ctime: read.stat.ctime,
-      timeZoneOffsetMinutes: this.#options.timeZoneOffsetMinutes,
-    });
-    if (heartbeat.problem !== undefined && read.data !== null && read.data.length > 0) {
-      this.#options.logger?.warn('unusable heartbeat, startup time taken from ctime', {
-        path,
-        problem: heartbeat.problem,
-      });
-    }
-    return {
+    return readServerNode(session, this.#options, {
       path,
       parent: path.slice(0, path.lastIndexOf('/')),
       nodeType,
       host,
-      group,
-      czxid: read.stat.czxid,
-      ephemeralOwner: read.stat.ephemeralOwner,
-      ctime: read.stat.ctime,
-      startupTime: heartbeat.startupTime,
-      startupTimeSource: heartbeat.startupTimeSource,
-    };
+      ...(group === undefined ? {} : { group }),
+    });
   }
 }

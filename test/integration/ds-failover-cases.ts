@@ -13,7 +13,7 @@ import { SqsFailoverRequestQueue } from '../../lib/queue/failover-requests.ts';
 import { createLayout } from '../../lib/registry/layout.ts';
 import { connectZk, type ZkSession } from '../../lib/registry/zk-client.ts';
 import { ZkSessionProvider } from '../../lib/registry/zk-session-provider.ts';
-import { SimulatedDsMaster } from '../../lib/sim/ds-master.ts';
+import { registerDsMaster, SimulatedDsMaster } from '../../lib/sim/ds-master.ts';
 import {
   type Database,
   type Dialect,
@@ -23,7 +23,7 @@ import {
 import { DynamoLockStore } from '../../lib/store/dynamodb/locks.ts';
 import { DynamoRunJournal } from '../../lib/store/dynamodb/run-journal.ts';
 import { dolphinSchedulerFailoverPorts } from '../../lib/stores.ts';
-import { commandRowsOf, instanceRows, registerMaster, seedDsInstances, seedFinished } from './ds-support.ts';
+import { commandRowsOf, instanceRows, seedDsInstances, seedFinished } from './ds-support.ts';
 import { request, sqsEvent, uniqueHost, waitFor } from './failover-support.ts';
 
 /** DolphinScheduler's masters run in Shanghai: stored times are UTC+8 wall times (F3 must convert). */
@@ -160,7 +160,12 @@ export function defineDsFailoverTests(dialect: Dialect): void {
       // failed over ('NULL'); each with its StartParams.
       const host = uniqueHost();
       const superstring = `1${host}`; // 10.x.y.z:5678 -> 110.x.y.z:5678, a different, live server
-      const deregister = await registerMaster(zk, root, superstring, Date.now() - HOUR);
+      const live = await registerDsMaster(zk, {
+        root,
+        host: superstring,
+        startupTime: Date.now() - HOUR,
+        version: '3.2',
+      });
       const started = Date.now() - 2 * HOUR;
       const executing = await seedDsInstances(
         db,
@@ -198,7 +203,7 @@ export function defineDsFailoverTests(dialect: Dialect): void {
         const commandIds = [...commands.values()].map((list) => String(list[0]?.id));
         expect(runs.flatMap((r) => r.receipts.map((x) => x.commandId)).sort()).toEqual(commandIds.sort());
       } finally {
-        await deregister();
+        await live.deregister();
       }
     });
 
@@ -300,7 +305,7 @@ export function defineDsFailoverTests(dialect: Dialect): void {
       // 8 hours off and the outcome would flip.
       const host = uniqueHost();
       const startup = Date.now() - 30 * 60_000;
-      const deregister = await registerMaster(zk, root, host, startup);
+      const registration = await registerDsMaster(zk, { root, host, startupTime: startup, version: '3.2' });
       const [older, newer, restarted, olderRestart] = await seedDsInstances(db, DS_TIME_ZONE, [
         { host, startTime: startup - 2 * HOUR },
         { host, startTime: startup + 5 * 60_000 },
@@ -325,7 +330,7 @@ export function defineDsFailoverTests(dialect: Dialect): void {
           ]),
         );
       } finally {
-        await deregister();
+        await registration.deregister();
       }
     });
   });

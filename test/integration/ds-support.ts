@@ -1,7 +1,6 @@
 // Test support for the DolphinScheduler store: instances seeded as a 3.2 master writes them, reads of the
 // rows and command rows the tests assert on, and masters registered with a 3.2 heartbeat.
 
-import type { ZkSession } from '../../lib/registry/zk-client.ts';
 import type { Database } from '../../lib/store/dolphinscheduler/database.ts';
 import { WallClock } from '../../lib/store/dolphinscheduler/wall-time.ts';
 
@@ -168,33 +167,4 @@ export async function commandRowsOf(db: Database, ids: readonly number[]): Promi
     }
   }
   return found;
-}
-
-/** Registers a master as DolphinScheduler 3.2 does: an ephemeral node with its JSON heartbeat. */
-export async function registerMaster(
-  session: ZkSession,
-  root: string,
-  host: string,
-  startupTime: number,
-): Promise<() => Promise<void>> {
-  const [ip, port] = [host.slice(0, host.lastIndexOf(':')), Number(host.slice(host.lastIndexOf(':') + 1))];
-  const heartbeat = {
-    processId: 2871,
-    startupTime,
-    reportTime: startupTime + 10_000,
-    jvmCpuUsage: 0.0123,
-    cpuUsage: 0.1531,
-    jvmMemoryUsage: 0.1874,
-    memoryUsage: 0.612,
-    diskUsage: 0.0,
-    serverStatus: 'NORMAL',
-    host: ip,
-    port,
-  };
-  await session.mkdirp(`${root}/nodes/master`);
-  const path = `${root}/nodes/master/${host}`;
-  await session.create(path, JSON.stringify(heartbeat), { ephemeral: true });
-  return async () => {
-    await session.remove(path);
-  };
 }

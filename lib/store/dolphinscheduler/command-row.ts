@@ -1,6 +1,6 @@
 // The recovery command exactly as DolphinScheduler 3.2 writes it for a failed-over workflow instance
 // (shared/dolphinscheduler.md section 3), as a pure function of the instance row it was built from.
-import type { ProcessInstance } from '../../failover/rules.ts';
+import { type ProcessInstance, readStartParams } from '../../failover/rules.ts';
 
 /** A process instance as read from `t_ds_process_instance`, with what its recovery command needs. */
 export interface DsProcessInstance extends ProcessInstance {
@@ -27,7 +27,7 @@ export function recoveryCommandParam(
   storedCommandParam: string | null,
   schedule: { timezoneId: string | null } | null,
 ): string {
-  const startParams = readStartParams(storedCommandParam);
+  const startParams = readStartParams(storedCommandParam ?? undefined);
   if (schedule === null) {
     const param: Record<string, unknown> = {};
     if (startParams !== undefined) param.StartParams = startParams;
@@ -43,18 +43,4 @@ export function recoveryCommandParam(
   param.ProcessInstanceId = String(instanceId);
   param.schedule_timezone = schedule.timezoneId;
   return JSON.stringify(param);
-}
-
-/** The instance's own `StartParams`, or undefined when absent, null, or the command_param is not an object. */
-function readStartParams(commandParam: string | null): unknown {
-  if (commandParam === null || commandParam.trim() === '') return undefined;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(commandParam);
-  } catch {
-    return undefined;
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return undefined;
-  const value: unknown = (parsed as Record<string, unknown>).StartParams;
-  return value === null ? undefined : value;
 }

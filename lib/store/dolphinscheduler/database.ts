@@ -188,6 +188,12 @@ class PgDatabase implements Database {
   async transaction<T>(work: (tx: Queryable & { affectedRows(): number }) => Promise<T>): Promise<T> {
     const client = await this.#pool.connect();
     let broken = false;
+    // A connection lost mid-transaction (server restart, network cut) rejects the pending query; the
+    // client's error event must not go unheard (it would end the process).
+    const onError = () => {
+      broken = true;
+    };
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       let affected = 0;
@@ -208,6 +214,7 @@ class PgDatabase implements Database {
       });
       throw error;
     } finally {
+      client.off('error', onError);
       client.release(broken);
     }
   }
@@ -255,6 +262,10 @@ class MysqlDatabase implements Database {
   async transaction<T>(work: (tx: Queryable & { affectedRows(): number }) => Promise<T>): Promise<T> {
     const connection = await this.#pool.getConnection();
     let broken = false;
+    const onError = () => {
+      broken = true;
+    };
+    connection.on('error', onError);
     try {
       await connection.beginTransaction();
       let affected = 0;
@@ -279,6 +290,7 @@ class MysqlDatabase implements Database {
       });
       throw error;
     } finally {
+      connection.off('error', onError);
       if (broken) connection.destroy();
       else connection.release();
     }
