@@ -86,6 +86,11 @@ export const settings = {
     .optional(),
   /** Instance ids covered by one page read (DolphinScheduler has no index on host: pages are id ranges). */
   DS_SCAN_SPAN: positiveInt.default(50_000),
+  /**
+   * Sweep on DolphinScheduler's database: an executing instance with host 'NULL' and no command for it gets
+   * its recovery command once it has been seen so for this long (DESIGN D5, DolphinScheduler #13355).
+   */
+  DS_REPAIR_GRACE_MS: positiveInt.default(600_000),
   /** Connections per container to DolphinScheduler's database. */
   DS_POOL_MAX: z.coerce.number().int().min(1).max(32).default(5),
   /**
@@ -113,6 +118,7 @@ export const dolphinSchedulerSettings = [
   'DS_TIME_ZONE',
   'DS_SCAN_SPAN',
   'DS_POOL_MAX',
+  'DS_REPAIR_GRACE_MS',
 ] as const;
 
 export interface DolphinSchedulerConfig {
@@ -123,6 +129,7 @@ export interface DolphinSchedulerConfig {
   timeZone: string;
   scanSpan: number;
   poolMax: number;
+  repairGraceMs: number;
 }
 
 /** The DolphinScheduler store's settings, with the rules no single variable can state. Throws ConfigError. */
@@ -138,6 +145,7 @@ export function loadDolphinSchedulerConfig(env: NodeJS.ProcessEnv = process.env)
     timeZone: c.DS_TIME_ZONE,
     scanSpan: c.DS_SCAN_SPAN,
     poolMax: c.DS_POOL_MAX,
+    repairGraceMs: c.DS_REPAIR_GRACE_MS,
   };
   if (c.DS_DATABASE_URL !== undefined) {
     const scheme = c.DS_DATABASE_URL.slice(0, c.DS_DATABASE_URL.indexOf(':'));

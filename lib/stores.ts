@@ -1,11 +1,12 @@
 // Composition: the failover core's ports built for the store the configuration names (DESIGN section 11).
 // Handlers, the operator command line, the benchmark and the tests wire a store through here, so that each
 // store's adapters are put together in one place. Imports point one way: this file -> adapters -> core.
+import { randomUUID } from 'node:crypto';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { DolphinSchedulerConfig } from './config.ts';
 import type { FailoverDeps } from './failover/fail-over-host.ts';
-import type { RunJournal } from './failover/ports.ts';
+import type { LockStore, RunJournal } from './failover/ports.ts';
 import type { Log } from './observability.ts';
 import { MAX_COMMAND_BYTES, SqsCommandQueue } from './queue/commands.ts';
 import { OutboxCommandDelivery } from './queue/outbox.ts';
@@ -25,11 +26,14 @@ import {
 } from './store/dolphinscheduler/database.ts';
 import { DsCommandDelivery } from './store/dolphinscheduler/delivery.ts';
 import { DsInstanceStore } from './store/dolphinscheduler/instances.ts';
+import { DsExecutingHosts, DsUnownedWork } from './store/dolphinscheduler/sweep-work.ts';
 import { WallClock } from './store/dolphinscheduler/wall-time.ts';
 import { DynamoCommandStore } from './store/dynamodb/commands.ts';
 import { DynamoInstanceStore } from './store/dynamodb/instances.ts';
 import { DynamoServerMirror } from './store/dynamodb/server-mirror.ts';
 import { DynamoTaskStore } from './store/dynamodb/tasks.ts';
+import type { ExecutingHostScan } from './sweep/executing-work.ts';
+import { type RepairLedger, type RepairSummary, repairUnownedInstances } from './sweep/repair-unowned.ts';
 
 /** What a store contributes to the failover use case. */
 export type FailoverStorePorts = Pick<
@@ -128,4 +132,29 @@ export function dolphinSchedulerDatabase(
     },
     settings,
   );
+}
+
+/** The sweep on DolphinScheduler's database (D5): one pass for the executing hosts, and the repairs. */
+export function dolphinSchedulerSweepParts(parts: {
+  database: Database;
+  timeZone: string;
+  ledger: RepairLedger;
+  locks: LockStore;
+  graceMs: number;
+  log?: Log;
+}): { work: ExecutingHostScan; repairUnowned: () => Promise<RepairSummary> } {
+  const unowned = new DsUnownedWork(parts.database, new WallClock(parts.timeZone));
+  return {
+    work: new DsExecutingHosts(parts.database),
+    repairUnowned: () =>
+      repairUnownedInstances({
+        work: unowned,
+        ledger: parts.ledger,
+        locks: parts.locks,
+        clock: Date.now,
+        graceMs: parts.graceMs,
+        owner: randomUUID(),
+        ...(parts.log ? { log: parts.log } : {}),
+      }),
+  };
 }

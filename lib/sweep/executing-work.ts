@@ -40,3 +40,26 @@ export interface DiscoveryCheckpoint {
   readonly startedAt: number;
   readonly completedAt?: number;
 }
+
+/**
+ * A store that lists the hosts of all its executing work in one pass, cheaply enough to do every sweep
+ * (DolphinScheduler's database, DESIGN D5): the sweep then needs no probes and no discovery checkpoint.
+ */
+export interface ExecutingHostScan {
+  scanExecutingHosts(): Promise<ExecutingHosts>;
+}
+
+export interface ExecutingHosts {
+  /** Hosts that own executing work, exact names; unowned markers (SQL NULL, 'NULL') are not hosts. */
+  readonly hosts: ReadonlyArray<{
+    readonly nodeType: NodeType;
+    readonly host: string;
+    readonly items: number;
+  }>;
+  /** What the pass cost, for the sweep's log. */
+  readonly cost: { readonly durationMs: number; readonly executingItems: number };
+}
+
+export function isHostScan(work: ExecutingWork | ExecutingHostScan): work is ExecutingHostScan {
+  return 'scanExecutingHosts' in work;
+}

@@ -10,7 +10,12 @@ import {
   type ZkSession,
   ZkSessionLostError,
 } from '../registry/zk-client.ts';
-import type { DiscoveryCheckpoint, ExecutingWork } from './executing-work.ts';
+import {
+  type DiscoveryCheckpoint,
+  type ExecutingHostScan,
+  type ExecutingWork,
+  isHostScan,
+} from './executing-work.ts';
 
 /**
  * The sweep (F6): executing work whose host is not a live registry member is an orphan; request its
@@ -38,11 +43,14 @@ export interface SweepDeps {
   readonly timeZoneOffsetMinutes?: number;
   readonly store: MembershipStore & SweepBookkeeping;
   readonly queue: FailoverRequestQueue;
-  readonly work: ExecutingWork;
+  /** The store's executing work: probed per host (DynamoDB), or listed by host in one pass (D5). */
+  readonly work: ExecutingWork | ExecutingHostScan;
   readonly clock?: () => number;
   readonly logger?: RegistryLogger;
   /** Outbox repair (F6): re-sends recovery commands written but never enqueued. */
   readonly resendPendingCommands?: () => Promise<unknown>;
+  /** Repair of executing work left without an owner and without a command (D5). */
+  readonly repairUnowned?: () => Promise<unknown>;
 }
 
 export interface SweepOptions {
@@ -77,6 +85,9 @@ export interface SweepSummary {
   /** Orphan hosts whose name a failover request cannot carry. */
   unsendable: number;
   commands?: unknown;
+  /** The one-pass host listing's cost (stores that list executing hosts, D5). */
+  scan?: { durationMs: number; executingItems: number; hosts: number };
+  repairs?: unknown;
 }
 
 interface Probe {
@@ -135,6 +146,13 @@ export async function runSweep(deps: SweepDeps, options: SweepOptions): Promise<
   const recentlyRemoved = (row: MirrorRow | undefined) =>
     row !== undefined && !row.alive && row.removedAt !== undefined && now - row.removedAt < grace;
 
+  if (isHostScan(deps.work)) {
+    await requestOrphans(deps, summary, await scanOrphans(deps.work, summary, isLive), relay, listedAt);
+    await runRepairs(deps, summary);
+    return summary;
+  }
+
+  const work = deps.work;
   const probes = new Map<string, Probe>();
   const addProbe = (row: MirrorRow) => {
     if (probes.has(row.id) || row.sweptFor === sweepKey(row)) return;
@@ -156,7 +174,7 @@ export async function runSweep(deps: SweepDeps, options: SweepOptions): Promise<
   if (options.discover === true || checkpoint?.completedAt === undefined) {
     const fresh = checkpoint === undefined || checkpoint.completedAt !== undefined;
     // Discovery gets half of the time; the probes it leads to need the rest.
-    const step = await deps.work.discover(fresh ? {} : checkpoint.cursors, now + (options.endAt - now) / 2);
+    const step = await work.discover(fresh ? {} : checkpoint.cursors, now + (options.endAt - now) / 2);
     await deps.store.saveDiscoveryCheckpoint({
       cursors: step.cursors,
       startedAt: fresh ? now : checkpoint.startedAt,
@@ -181,7 +199,7 @@ export async function runSweep(deps: SweepDeps, options: SweepOptions): Promise<
   const probeOne = async (probe: Probe) => {
     const { row } = probe;
     const key = sweepKey(row);
-    const result = await deps.work.probeHost(row.nodeType, row.host, {
+    const result = await work.probeHost(row.nodeType, row.host, {
       olderThan: probe.olderThan,
       cursor: row.sweepCursor?.for === key ? row.sweepCursor.key : undefined,
       endAt: options.endAt,
@@ -203,6 +221,44 @@ export async function runSweep(deps: SweepDeps, options: SweepOptions): Promise<
     }),
   );
 
+  await requestOrphans(deps, summary, orphans, relay, listedAt);
+  return summary;
+}
+
+/**
+ * D5: every host with executing work that is not registered (exact match) is an orphan. A registered
+ * host's work is its own: a restarted server's older work is left to its removal's failover (the watcher
+ * relays it), since a DolphinScheduler master that reconnected after its session expired keeps running its
+ * workflows under a new startup time.
+ */
+async function scanOrphans(
+  work: ExecutingHostScan,
+  summary: SweepSummary,
+  isLive: (nodeType: NodeType, host: string) => boolean,
+): Promise<OrphanHost[]> {
+  const scan = await work.scanExecutingHosts();
+  summary.scan = { ...scan.cost, hosts: scan.hosts.length };
+  return scan.hosts
+    .filter(({ nodeType, host }) => !isLive(nodeType, host))
+    .map(({ nodeType, host }) => ({ nodeType, host, via: 'discovery' as const }));
+}
+
+async function runRepairs(deps: SweepDeps, summary: SweepSummary): Promise<void> {
+  if (deps.repairUnowned === undefined) return;
+  try {
+    summary.repairs = await deps.repairUnowned();
+  } catch (error: unknown) {
+    deps.logger?.error('repair of unowned work failed', { error: describe(error) });
+  }
+}
+
+async function requestOrphans(
+  deps: SweepDeps,
+  summary: SweepSummary,
+  orphans: readonly OrphanHost[],
+  relay: MembershipRelay,
+  listedAt: number,
+): Promise<void> {
   const requests: FailoverRequestInput[] = [];
   for (const orphan of orphans) {
     if (!isHostPort(orphan.host)) {
@@ -224,7 +280,6 @@ export async function runSweep(deps: SweepDeps, options: SweepOptions): Promise<
       czxid: request.czxid,
     });
   }
-  return summary;
 }
 
 /**

@@ -5,10 +5,15 @@
 import { describe, expect, it } from 'vitest';
 import type { Dialect } from '../../lib/store/dolphinscheduler/database.ts';
 import {
+  commandedInstancesSql,
+  executingHostsSql,
   type FailoverTarget,
   hostInstancesSql,
+  insertCommandsSql,
   instancesByIdSql,
   type LockedInstanceRow,
+  lockUnownedSql,
+  markUnownedSql,
   maxInstanceIdSql,
   mysqlInsertCommandsSql,
   mysqlInsertedCommandsSql,
@@ -16,6 +21,7 @@ import {
   mysqlReleaseSql,
   pgFailoverSql,
   type Statement,
+  unownedInstancesSql,
 } from '../../lib/store/dolphinscheduler/sql.ts';
 
 // shared/dolphinscheduler.md section 2, 3.1/3.2 names.
@@ -44,13 +50,15 @@ const ownNames = new Set([
   's',
   't',
   'c',
+  'cmd',
+  'n',
   'max_id',
   'schedule_id',
   'schedule_timezone',
 ]);
 const sqlWords = new Set(
   `select from where and or in is null not order by limit as with update set insert into values returning
-   for max unnest int text timestamp coalesce last_insert_id`.split(/\s+/),
+   for max unnest int text timestamp coalesce last_insert_id count group exists distinct`.split(/\s+/),
 );
 const dsColumns = new Set([...processInstanceColumns, ...commandColumns, ...scheduleColumns]);
 
@@ -96,6 +104,15 @@ function allStatements(): Array<[string, Dialect, Statement]> {
     ['mysqlReleaseSql', 'mysql', mysqlReleaseSql([11, 12], host, bound)],
     ['mysqlInsertCommandsSql', 'mysql', mysqlInsertCommandsSql(lockedRows, now)],
     ['mysqlInsertedCommandsSql', 'mysql', mysqlInsertedCommandsSql([11, 12])],
+    ['insertCommandsSql (postgresql)', 'postgresql', insertCommandsSql('postgresql', lockedRows, now)],
+    ['executingHostsSql', 'postgresql', executingHostsSql()],
+    ['unownedInstancesSql', 'postgresql', unownedInstancesSql()],
+    ['lockUnownedSql (postgresql)', 'postgresql', lockUnownedSql('postgresql', [11, 12])],
+    ['lockUnownedSql (mysql)', 'mysql', lockUnownedSql('mysql', [11, 12])],
+    ['commandedInstancesSql (postgresql)', 'postgresql', commandedInstancesSql('postgresql', [11, 12])],
+    ['commandedInstancesSql (mysql)', 'mysql', commandedInstancesSql('mysql', [11, 12])],
+    ['markUnownedSql (postgresql)', 'postgresql', markUnownedSql('postgresql', [11, 12])],
+    ['markUnownedSql (mysql)', 'mysql', markUnownedSql('mysql', [11, 12])],
   ];
 }
 const page = { afterId: 100, toId: 50_100 };
@@ -304,8 +321,9 @@ describe('the write condition (DESIGN D1/D2, F3)', () => {
       [...st.sql.matchAll(/state IN \(([^)]*)\)/g)].map((m) => m[1]),
     );
 
-    // Both page reads, the PostgreSQL update, the MySQL locking read and release.
-    expect(inClauses).toHaveLength(5);
+    // Both page reads, the PostgreSQL update, the MySQL locking read and release, and the sweep's reads
+    // (executing hosts, unowned instances, the repair's locking reads in both dialects).
+    expect(inClauses).toHaveLength(9);
     expect(new Set(inClauses)).toEqual(new Set(['0, 1, 12, 2, 4']));
   });
 });

@@ -169,13 +169,23 @@ export function mysqlInsertCommandsSql(
   rows: ReadonlyArray<LockedInstanceRow & { commandParam: string }>,
   now: string,
 ): Statement {
-  const values = rows.map(
-    () =>
-      `(${RECOVER_TOLERANCE_FAULT_PROCESS}, ?, ?, ?, ?, ?, ?, ?, ${TASK_DEPEND_TYPE_TASK_POST}, ${FAILURE_STRATEGY_CONTINUE}, ?, ?)`,
-  );
-  return {
-    sql: `INSERT INTO t_ds_command (${commandColumns}) VALUES ${values.join(', ')}`,
-    params: rows.flatMap((r) => [
+  return insertCommandsSql('mysql', rows, now);
+}
+
+/** One recovery command per row, from the row's own values (PostgreSQL: returning the command ids). */
+export function insertCommandsSql(
+  dialect: Dialect,
+  rows: ReadonlyArray<LockedInstanceRow & { commandParam: string }>,
+  now: string,
+): Statement {
+  const params: unknown[] = [];
+  const values = rows.map((r) => {
+    const [code, version, id, param, executor, priority, testFlag, start, update] = placeholders(
+      dialect,
+      9,
+      params.length + 1,
+    );
+    params.push(
       r.process_definition_code,
       r.process_definition_version,
       r.id,
@@ -185,7 +195,15 @@ export function mysqlInsertCommandsSql(
       r.test_flag,
       now,
       now,
-    ]),
+    );
+    const [startAt, updateAt] =
+      dialect === 'postgresql' ? [`${start}::timestamp`, `${update}::timestamp`] : [start, update];
+    return `(${RECOVER_TOLERANCE_FAULT_PROCESS}, ${code}, ${version}, ${id}, ${param}, ${executor}, ${priority}, ${testFlag}, ${TASK_DEPEND_TYPE_TASK_POST}, ${FAILURE_STRATEGY_CONTINUE}, ${startAt}, ${updateAt})`;
+  });
+  const returning = dialect === 'postgresql' ? '\nRETURNING id, process_instance_id' : '';
+  return {
+    sql: `INSERT INTO t_ds_command (${commandColumns}) VALUES ${values.join(', ')}${returning}`,
+    params,
   };
 }
 
@@ -196,6 +214,63 @@ export function mysqlInsertedCommandsSql(ids: readonly number[]): Statement {
 WHERE id >= LAST_INSERT_ID() AND command_type = ${RECOVER_TOLERANCE_FAULT_PROCESS}
   AND process_instance_id IN (${placeholders('mysql', ids.length).join(', ')})
 ORDER BY id`,
+    params: [...ids],
+  };
+}
+
+// --- the sweep (DESIGN D5) ------------------------------------------------------------------------------
+
+/** The hosts of all executing instances, with how many each has; unowned markers are not hosts. */
+export function executingHostsSql(): Statement {
+  return {
+    sql: `SELECT host, count(*) AS n FROM t_ds_process_instance
+WHERE state IN (${states}) AND host IS NOT NULL AND host <> '${FAILED_OVER_HOST}'
+GROUP BY host`,
+    params: [],
+  };
+}
+
+/** Executing instances with SQL NULL host, or the marker and no command naming them. */
+export function unownedInstancesSql(): Statement {
+  return {
+    sql: `SELECT i.id, i.host FROM t_ds_process_instance i
+WHERE i.state IN (${states})
+  AND (i.host IS NULL
+    OR (i.host = '${FAILED_OVER_HOST}'
+      AND NOT EXISTS (SELECT 1 FROM t_ds_command cmd WHERE cmd.process_instance_id = i.id)))
+ORDER BY i.id`,
+    params: [],
+  };
+}
+
+/** Repair, step 1: lock the instances that are still executing and unowned, reading what a command copies. */
+export function lockUnownedSql(dialect: Dialect, ids: readonly number[]): Statement {
+  return {
+    sql: `SELECT ${instanceColumns}
+FROM t_ds_process_instance i
+WHERE i.id IN (${placeholders(dialect, ids.length).join(', ')}) AND i.state IN (${states})
+  AND (i.host IS NULL OR i.host = '${FAILED_OVER_HOST}')
+ORDER BY i.id
+FOR UPDATE`,
+    params: [...ids],
+  };
+}
+
+/** Repair, step 2: which of the locked instances have a command (a master will take those over). */
+export function commandedInstancesSql(dialect: Dialect, ids: readonly number[]): Statement {
+  return {
+    sql: `SELECT DISTINCT process_instance_id FROM t_ds_command
+WHERE process_instance_id IN (${placeholders(dialect, ids.length).join(', ')})`,
+    params: [...ids],
+  };
+}
+
+/** Repair, step 3: SQL NULL host becomes the marker (MySQL: keeping update_time, as the failover does). */
+export function markUnownedSql(dialect: Dialect, ids: readonly number[]): Statement {
+  const keep = dialect === 'mysql' ? ', update_time = update_time' : '';
+  return {
+    sql: `UPDATE t_ds_process_instance SET host = '${FAILED_OVER_HOST}'${keep}
+WHERE id IN (${placeholders(dialect, ids.length).join(', ')}) AND host IS NULL`,
     params: [...ids],
   };
 }
