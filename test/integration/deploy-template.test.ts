@@ -1,13 +1,15 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { projectRoot } from '../../lib/local/service.ts';
+import { packageVariant, readTemplate } from './template-support.ts';
 
 // `sls package --stage prod` offline, then checks on the generated CloudFormation and the zips, so a
-// regression in least privilege, encryption, dead-lettering or alarms fails CI.
+// regression in least privilege, encryption, dead-lettering or alarms fails CI. The checks against AWS's
+// specifications and the service rules, for both stores and a non-prod stage: template-rules.test.ts.
 
 interface Resource {
   Type: string;
@@ -20,7 +22,7 @@ interface Statement {
   Resource: unknown;
 }
 
-const outDir = '.serverless-ci';
+const outDir = '.serverless-ci/prod';
 let resources: Record<string, Resource>;
 
 const ofType = (type: string) => Object.entries(resources).filter(([, r]) => r.Type === type);
@@ -54,19 +56,11 @@ const asList = (v: string | string[]) => (Array.isArray(v) ? v : [v]);
 
 describe('production template (sls package --stage prod, offline)', () => {
   beforeAll(() => {
-    const env: NodeJS.ProcessEnv = { ...process.env, SLS_TELEMETRY_DISABLED: '1' };
-    for (const k of Object.keys(env)) if (k.startsWith('AWS_')) delete env[k];
-    execFileSync('npx', ['sls', 'package', '--stage', 'prod', '--package', outDir], {
-      cwd: projectRoot,
-      env,
-      stdio: 'pipe',
-      timeout: 180_000,
-    });
-    const template = JSON.parse(
-      readFileSync(join(projectRoot, outDir, 'cloudformation-template-update-stack.json'), 'utf8'),
-    ) as { Resources: Record<string, Resource> };
+    const template = readTemplate(packageVariant({ name: 'prod', stage: 'prod' })) as unknown as {
+      Resources: Record<string, Resource>;
+    };
     resources = template.Resources;
-  }, 200_000);
+  }, 400_000);
 
   it('declares the three functions on nodejs22.x x86_64, each with its own role', () => {
     const functions = ofType('AWS::Lambda::Function');

@@ -202,7 +202,7 @@ describe('parseRdsSecret', () => {
 describe('loadDolphinSchedulerConfig', () => {
   const url = 'postgresql://ds:pw@127.0.0.1:5432/dolphinscheduler';
 
-  it('applies the defaults: DS_VERSION 3.2, DS_SCAN_SPAN 50000, DS_POOL_MAX 5', () => {
+  it('applies the defaults: DS_VERSION 3.2, DS_SCAN_SPAN 50000, DS_POOL_MAX 5, DS_REPAIR_GRACE_MS 600000', () => {
     // Act
     const config = loadDolphinSchedulerConfig({ DS_TIME_ZONE: 'Asia/Shanghai', DS_DATABASE_URL: url });
 
@@ -213,6 +213,7 @@ describe('loadDolphinSchedulerConfig', () => {
       timeZone: 'Asia/Shanghai',
       scanSpan: 50_000,
       poolMax: 5,
+      repairGraceMs: 600_000,
     });
   });
 
@@ -224,6 +225,7 @@ describe('loadDolphinSchedulerConfig', () => {
       DS_VERSION: '3.1',
       DS_SCAN_SPAN: '10000',
       DS_POOL_MAX: '8',
+      DS_REPAIR_GRACE_MS: '30000',
     });
 
     expect(config).toEqual({
@@ -232,6 +234,7 @@ describe('loadDolphinSchedulerConfig', () => {
       timeZone: 'Europe/Berlin',
       scanSpan: 10_000,
       poolMax: 8,
+      repairGraceMs: 30_000,
     });
   });
 
