@@ -1,9 +1,9 @@
 // `npm run local`: the local stack (ZooKeeper, DynamoDB Local, SQS emulator, and DolphinScheduler's
 // database when asked) and all three functions on the local Lambda runtime. Prints one `READY <json>`
 // line on stdout, logs on stderr, and stops everything on SIGINT/SIGTERM.
-import { type Dialect, dialectOfUrl, dialects, redactUrl } from '../lib/local/database.ts';
 import { startLocalRuntime } from '../lib/local/runtime.ts';
 import { type DolphinSchedulerStoreOptions, type StoreKind, startLocalStack } from '../lib/local/stack.ts';
+import { StoreFlagError, StoreFlags, storeFlagsUsage } from '../lib/local/store-flags.ts';
 
 const usage = `Usage: npm run local -- [options]        (or: node --import tsx bin/local.ts [options])
 
@@ -12,19 +12,13 @@ Lambda runtime, prints one line READY {...json...} on stdout (logs go to stderr)
 SIGINT/SIGTERM, which stops every process it started.
 
 Options:
-  --store STORE          where the functions keep the work they fail over:
-                           dynamodb     the DynamoDB tables of serverless.yml (default)
-                           postgresql   DolphinScheduler's tables in a local PostgreSQL started here
-                           mysql        DolphinScheduler's tables in a local MariaDB started here
-  --db-url URL           use an existing DolphinScheduler database instead of starting one
-                         (postgresql://user:pass@host:port/db or mysql://...; its t_ds_* tables must exist)
-  --ds-time-zone ZONE    time zone of DolphinScheduler's JVM, in which its times are stored (default UTC)
-  --ds-version 3.1|3.2   DolphinScheduler release of the cluster (default 3.2)
+${storeFlagsUsage}
   --quiet                no logs on stderr
   -h, --help             this help
 
-With a database, the READY line also carries "store" and "database" (the URL), and the functions get
-STORE=dolphinscheduler, DS_DATABASE_URL, DS_TIME_ZONE and DS_VERSION.`;
+With a database, the READY line also carries "store", "database" (the URL), "dsTimeZone" and "dsVersion"
+(what zkf needs to read it as the functions do), and the functions get STORE=dolphinscheduler,
+DS_DATABASE_URL, DS_TIME_ZONE and DS_VERSION.`;
 
 class LocalUsageError extends Error {
   constructor(message: string) {
@@ -39,124 +33,44 @@ interface LocalOptions {
   dolphinScheduler?: DolphinSchedulerStoreOptions;
 }
 
-const storeKinds: readonly StoreKind[] = ['dynamodb', ...dialects];
-const dsVersions = ['3.1', '3.2'] as const;
-
-function isTimeZone(zone: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: zone });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Parses `argv` (without node and the script); throws LocalUsageError on anything it does not know. */
 function parseLocalArgs(argv: readonly string[]): LocalOptions | 'help' {
   const seen = new Set<string>();
   let quiet = false;
-  let store: StoreKind | undefined;
-  let dbUrl: string | undefined;
-  let timeZone: string | undefined;
-  let version: DolphinSchedulerStoreOptions['version'];
-  for (let i = 0; i < argv.length; i += 1) {
-    const arg = argv[i] ?? '';
-    const [flag = '', inline] = arg.startsWith('--') && arg.includes('=') ? arg.split(/=(.*)/s, 2) : [arg];
-    if (flag === '-h' || flag === '--help') return 'help';
-    if (seen.has(flag)) throw new LocalUsageError(`${flag} given twice`);
-    seen.add(flag);
-    const value = (): string => {
-      if (inline !== undefined) {
-        if (inline === '') throw new LocalUsageError(`${flag} needs a value`);
-        return inline;
-      }
-      const next = argv[i + 1];
-      if (next === undefined || next === '' || next.startsWith('--')) {
-        throw new LocalUsageError(`${flag} needs a value`);
-      }
-      i += 1;
-      return next;
-    };
-    switch (flag) {
-      case '--quiet':
+  const storeFlags = new StoreFlags();
+  try {
+    for (let i = 0; i < argv.length; i += 1) {
+      const arg = argv[i] ?? '';
+      const [flag = '', inline] = arg.startsWith('--') && arg.includes('=') ? arg.split(/=(.*)/s, 2) : [arg];
+      if (flag === '-h' || flag === '--help') return 'help';
+      if (seen.has(flag)) throw new LocalUsageError(`${flag} given twice`);
+      seen.add(flag);
+      const value = (): string => {
+        if (inline !== undefined) {
+          if (inline === '') throw new LocalUsageError(`${flag} needs a value`);
+          return inline;
+        }
+        const next = argv[i + 1];
+        if (next === undefined || next === '' || next.startsWith('--')) {
+          throw new LocalUsageError(`${flag} needs a value`);
+        }
+        i += 1;
+        return next;
+      };
+      if (flag === '--quiet') {
         if (inline !== undefined) throw new LocalUsageError('--quiet takes no value');
         quiet = true;
-        break;
-      case '--store': {
-        const raw = value();
-        if (!storeKinds.includes(raw as StoreKind)) {
-          throw new LocalUsageError(
-            `--store must be one of ${storeKinds.join(', ')}, got ${JSON.stringify(raw)}`,
-          );
-        }
-        store = raw as StoreKind;
-        break;
-      }
-      case '--db-url': {
-        const raw = value();
-        try {
-          dialectOfUrl(raw);
-        } catch (error: unknown) {
-          throw new LocalUsageError(`--db-url: ${error instanceof Error ? error.message : String(error)}`);
-        }
-        dbUrl = raw;
-        break;
-      }
-      case '--ds-time-zone': {
-        const raw = value();
-        if (!isTimeZone(raw)) {
-          throw new LocalUsageError(
-            `--ds-time-zone: unknown time zone ${JSON.stringify(raw)} (e.g. UTC, Asia/Shanghai)`,
-          );
-        }
-        timeZone = raw;
-        break;
-      }
-      case '--ds-version': {
-        const raw = value();
-        const known = dsVersions.find((v) => v === raw);
-        if (!known) {
-          throw new LocalUsageError(
-            `--ds-version must be ${dsVersions.join(' or ')}, got ${JSON.stringify(raw)}`,
-          );
-        }
-        version = known;
-        break;
-      }
-      default:
+      } else if (!storeFlags.take(flag, value)) {
         throw new LocalUsageError(
           arg.startsWith('-') ? `unknown option ${flag}` : `unexpected argument ${JSON.stringify(arg)}`,
         );
+      }
     }
+    return { quiet, ...storeFlags.choice() };
+  } catch (error: unknown) {
+    if (error instanceof StoreFlagError) throw new LocalUsageError(error.message);
+    throw error;
   }
-  if (dbUrl !== undefined) {
-    const dialect: Dialect = dialectOfUrl(dbUrl);
-    if (store !== undefined && store !== dialect) {
-      throw new LocalUsageError(
-        `--db-url is a ${dialect} database (${redactUrl(dbUrl)}), but --store is ${store}`,
-      );
-    }
-    store = dialect;
-  }
-  const chosen = store ?? 'dynamodb';
-  if (chosen === 'dynamodb') {
-    for (const flag of ['--ds-time-zone', '--ds-version']) {
-      if (seen.has(flag))
-        throw new LocalUsageError(
-          `${flag} needs a DolphinScheduler database (--store postgresql|mysql or --db-url)`,
-        );
-    }
-    return { quiet, store: chosen };
-  }
-  return {
-    quiet,
-    store: chosen,
-    dolphinScheduler: {
-      database: dbUrl !== undefined ? { url: dbUrl } : { start: chosen },
-      ...(timeZone !== undefined ? { timeZone } : {}),
-      ...(version !== undefined ? { version } : {}),
-    },
-  };
 }
 
 let options: LocalOptions | 'help';
@@ -212,4 +126,11 @@ setInterval(() => {
 }, 1_000).unref();
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
 
-process.stdout.write(`READY ${JSON.stringify(stack.info)}\n`);
+// DolphinScheduler's time zone and release go with its database, as the functions have them: zkf reads
+// its times and locks with them.
+const functionEnv = stack.functionEnv('failover');
+const ready =
+  stack.database === undefined
+    ? stack.info
+    : { ...stack.info, dsTimeZone: functionEnv.DS_TIME_ZONE, dsVersion: functionEnv.DS_VERSION };
+process.stdout.write(`READY ${JSON.stringify(ready)}\n`);

@@ -40,6 +40,28 @@ export const globalOptions: readonly OptionSpec[] = [
     description: 'ZooKeeper connect string, for live registry listings (READY gives it locally)',
   },
   { name: 'root', value: 'PATH', description: "registry root (default /dolphinscheduler, or READY's)" },
+  {
+    name: 'store',
+    value: 'STORE',
+    description:
+      "dynamodb | postgresql | mysql: where the work is (default: READY's; in AWS dynamodb, or with postgresql|mysql the stage's settings)",
+  },
+  {
+    name: 'db-url',
+    value: 'URL',
+    description:
+      "DolphinScheduler's database (postgresql://… or mysql://…) instead of READY's or the stage's",
+  },
+  {
+    name: 'ds-time-zone',
+    value: 'ZONE',
+    description: "DolphinScheduler's time zone (default: READY's or the stage's DS_TIME_ZONE, else UTC)",
+  },
+  {
+    name: 'ds-version',
+    value: '3.1|3.2',
+    description: "DolphinScheduler's release (default: READY's or the stage's DS_VERSION, else 3.2)",
+  },
   { name: 'layout', value: 'ds-3|ds-1.3', description: 'registry layout (default ds-3)' },
   { name: 'json', description: 'machine-readable output on stdout' },
   { name: 'help', description: 'help for zkf or for one command' },

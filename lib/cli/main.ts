@@ -40,6 +40,8 @@ export function mainHelp(): string {
     '',
     'Examples:',
     '  zkf --ready .local/demo-ready.json status',
+    "  zkf --ready .local/demo-ready.json plan --host 10.0.1.2:5678     # on the READY line's store",
+    "  zkf --stage prod --store postgresql --zookeeper 10.0.3.4:2181 status   # the stage's database settings",
     '  zkf --stage prod --region eu-west-1 plan --host 10.0.0.7:5678',
     '  zkf --stage prod failover --host 10.0.0.7:5678 --type master --wait',
     '  zkf --stage prod dlq list --json',
@@ -135,7 +137,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     io.stderr.write(`zkf: ${describe(error)}\n`);
     return 1;
   } finally {
-    target?.close();
+    await target?.close();
   }
 }
 

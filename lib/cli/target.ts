@@ -1,10 +1,12 @@
 // Where `zkf` works: the local stack (the READY line of `npm run local` or `npm start -- --keep`) or a
-// deployed stage in AWS (standard AWS configuration; names derived as serverless.yml declares them).
+// deployed stage in AWS (standard AWS configuration; names derived as serverless.yml declares them), and
+// on which store: the DynamoDB tables, or DolphinScheduler's own database (lib/cli/store-target.ts).
 import { existsSync, readFileSync } from 'node:fs';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { z } from 'zod';
 import { UsageError } from './args.ts';
+import { resolveStoreTarget, type StoreTarget } from './store-target.ts';
 
 /** The READY line's JSON (lib/local/stack.ts `ReadyInfo`), validated. */
 export const ReadyInfoSchema = z.object({
@@ -26,11 +28,19 @@ export const ReadyInfoSchema = z.object({
     commands: z.url(),
     commandsDlq: z.url(),
   }),
+  /** Which store the functions run on (absent in READY lines of older versions: dynamodb). */
+  store: z.enum(['dynamodb', 'postgresql', 'mysql']).optional(),
+  /** DolphinScheduler's database URL, with the store postgresql|mysql. */
+  database: z.string().min(1).optional(),
+  /** DolphinScheduler's time zone and release (`npm start -- --keep` writes them; `npm run local` not yet). */
+  dsTimeZone: z.string().min(1).optional(),
+  dsVersion: z.enum(['3.1', '3.2']).optional(),
 });
 export type ReadyInfo = z.output<typeof ReadyInfoSchema>;
 
 export type TableName = keyof ReadyInfo['tables'];
 export type QueueName = keyof ReadyInfo['queues'];
+export type { StoreTarget } from './store-target.ts';
 
 export interface Target {
   readonly mode: 'local' | 'aws';
@@ -47,7 +57,9 @@ export interface Target {
   readonly service: string;
   readonly dynamodb: DynamoDBClient;
   readonly sqs: SQSClient;
-  close(): void;
+  /** Where the functions keep the work: the DynamoDB tables, or DolphinScheduler's database. */
+  readonly store: StoreTarget;
+  close(): Promise<void>;
 }
 
 const localCredentials = { accessKeyId: 'local', secretAccessKey: 'local' };
@@ -121,6 +133,7 @@ export async function resolveTarget(options: ReadonlyMap<string, string>): Promi
   }
   if (ready !== undefined) {
     const info = parseReady(ready);
+    const store = await resolveStoreTarget(options, { mode: 'local', ready: info });
     const region = options.get('region') ?? info.region;
     const dynamodb = new DynamoDBClient({ endpoint: info.dynamodb, region, credentials: localCredentials });
     const sqs = new SQSClient({ endpoint: info.sqs, region, credentials: localCredentials });
@@ -137,9 +150,11 @@ export async function resolveTarget(options: ReadonlyMap<string, string>): Promi
       service,
       dynamodb,
       sqs,
-      close: () => {
+      store,
+      close: async () => {
         dynamodb.destroy();
         sqs.destroy();
+        await store.close();
       },
     };
   }
@@ -153,16 +168,38 @@ export async function resolveTarget(options: ReadonlyMap<string, string>): Promi
   const clientConfig = region === undefined ? {} : { region };
   const dynamodb = new DynamoDBClient(clientConfig);
   const sqs = new SQSClient(clientConfig);
-  const names = queueNames(service, stage);
-  const urls = await Promise.all(
-    Object.values(names).map(async (QueueName) => {
-      const out = await sqs.send(new GetQueueUrlCommand({ QueueName }));
-      if (out.QueueUrl === undefined) throw new Error(`no URL for queue ${QueueName}`);
-      return out.QueueUrl;
-    }),
-  );
+  const destroyClients = () => {
+    dynamodb.destroy();
+    sqs.destroy();
+  };
+  // The store first: its flags are checked before anything is asked of AWS.
+  const store = await resolveStoreTarget(options, {
+    mode: 'aws',
+    service,
+    stage,
+    region: async () => region ?? (await dynamodb.config.region()),
+  }).catch((error: unknown) => {
+    destroyClients();
+    throw error;
+  });
+  let urls: string[];
+  let resolvedRegion: string;
+  try {
+    const names = queueNames(service, stage);
+    urls = await Promise.all(
+      Object.values(names).map(async (QueueName) => {
+        const out = await sqs.send(new GetQueueUrlCommand({ QueueName }));
+        if (out.QueueUrl === undefined) throw new Error(`no URL for queue ${QueueName}`);
+        return out.QueueUrl;
+      }),
+    );
+    resolvedRegion = region ?? (await dynamodb.config.region());
+  } catch (error: unknown) {
+    destroyClients();
+    await store.close();
+    throw error;
+  }
   const [failover = '', failoverDlq = '', commands = '', commandsDlq = ''] = urls;
-  const resolvedRegion = region ?? (await dynamodb.config.region());
   return {
     mode: 'aws',
     description: `AWS stage ${stage} (${resolvedRegion})`,
@@ -170,15 +207,17 @@ export async function resolveTarget(options: ReadonlyMap<string, string>): Promi
     tables: tableNames(service, stage),
     queues: { failover, failoverDlq, commands, commandsDlq },
     zookeeper: options.get('zookeeper'),
-    registryRoot: options.get('root') ?? '/dolphinscheduler',
-    layout,
+    // With the DolphinScheduler store, the stage's own registry settings unless --root / --layout say otherwise.
+    registryRoot: options.get('root') ?? store.registry?.root ?? '/dolphinscheduler',
+    layout: options.get('layout') === undefined ? (store.registry?.layout ?? layout) : layout,
     stage,
     service,
     dynamodb,
     sqs,
-    close: () => {
-      dynamodb.destroy();
-      sqs.destroy();
+    store,
+    close: async () => {
+      destroyClients();
+      await store.close();
     },
   };
 }

@@ -9,6 +9,8 @@ import type { SimServer } from './options.ts';
 import { asSimReport, type SimReport, type SimServerConfig } from './protocol.ts';
 
 export interface ClusterOptions {
+  /** On DolphinScheduler's database: the servers load its heartbeat and (masters) its command consumer. */
+  dolphinScheduler?: boolean;
   /** Every report of every server, as it arrives. */
   onReport(server: SimServer, report: SimReport): void;
   /** Lines a server printed (errors, mostly). */
@@ -20,6 +22,13 @@ export interface RegisterOptions {
   heartbeatMs?: number;
   /** What the servers report as their startup time (default: now). */
   startupTime?: number;
+  /**
+   * Each server's startup time is later by this times its index (masters and workers each 1, 2, ...):
+   * DolphinScheduler 3.2 orders its masters' command slots by startup time.
+   */
+  startupStaggerMs?: number;
+  /** On DolphinScheduler's database: the release's heartbeats; masters consume `t_ds_command`. */
+  dolphinScheduler?: { version: '3.1' | '3.2'; timeZone: string; databaseUrl: string };
 }
 
 export interface RunningServer {
@@ -65,6 +74,7 @@ export function spawnCluster(servers: readonly SimServer[], options: ClusterOpti
         `--title=${childMarker}`,
         join(import.meta.dirname, 'server.ts'),
         ...(server.nodeType === 'master' ? ['--master'] : []),
+        ...(options.dolphinScheduler === true ? ['--ds'] : []),
       ],
       {
         cwd: projectRoot,
@@ -109,7 +119,17 @@ export function spawnCluster(servers: readonly SimServer[], options: ClusterOpti
     async register(stack, registerOptions) {
       await within(Promise.all(loaded), 60_000, 'the simulated servers did not load');
       const { info } = stack;
+      const ds = registerOptions.dolphinScheduler;
+      const base = registerOptions.startupTime ?? Date.now();
       for (const { server, process: proc } of running.values()) {
+        const dsConfig =
+          ds === undefined
+            ? undefined
+            : {
+                version: ds.version,
+                timeZone: ds.timeZone,
+                ...(server.nodeType === 'master' ? { databaseUrl: ds.databaseUrl } : {}),
+              };
         const config: SimServerConfig = {
           name: server.name,
           nodeType: server.nodeType,
@@ -118,8 +138,9 @@ export function spawnCluster(servers: readonly SimServer[], options: ClusterOpti
           registryRoot: info.registryRoot,
           sessionTimeoutMs: registerOptions.sessionTimeoutMs,
           heartbeatMs: registerOptions.heartbeatMs ?? 1_000,
-          startupTime: registerOptions.startupTime ?? Date.now(),
-          ...(server.nodeType === 'master'
+          startupTime: base + server.index * (registerOptions.startupStaggerMs ?? 0),
+          ...(dsConfig !== undefined ? { dolphinScheduler: dsConfig } : {}),
+          ...(server.nodeType === 'master' && dsConfig === undefined
             ? {
                 consume: {
                   region: info.region,

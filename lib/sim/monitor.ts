@@ -1,7 +1,8 @@
 // What the demo knows while it runs: the servers, and per killed server a failover timeline
 // (node gone -> request -> lock -> rewrite -> commands enqueued -> taken over), fed by four sources:
-// the demo's own raw ZooKeeper watch, the functions' structured logs, DynamoDB polls, and the simulated
-// servers' reports. Emits one event per step for the views (lib/sim/view.ts).
+// the demo's own raw ZooKeeper watch, the functions' structured logs, polls of the store (DynamoDB, or
+// DolphinScheduler's tables), and the simulated servers' reports. Emits one event per step for the views
+// (lib/sim/view.ts).
 import { z } from 'zod';
 import type { SimServer } from './options.ts';
 import type { SimReport } from './protocol.ts';
@@ -29,6 +30,13 @@ export interface FailoverTimeline {
   readonly server: SimServer;
   /** Executing items it owned when killed (as seeded). */
   readonly expected: number;
+  /**
+   * Items the masters must take over or re-dispatch for this failover: `expected`, except for a worker on
+   * DolphinScheduler's database, whose removal the function only acknowledges (DESIGN D4).
+   */
+  readonly toApply: number;
+  /** DolphinScheduler's database: when the function acknowledged a worker's removal. */
+  acknowledgedAt?: number;
   readonly killedAt: number;
   goneAt?: number;
   requestAt?: number;
@@ -76,7 +84,12 @@ const LogLineSchema = z.looseObject({
   failedOver: z.number().optional(),
   commandsEnqueued: z.number().optional(),
   skipped: z.record(z.string(), z.number()).optional(),
+  instanceIds: z.array(z.string()).optional(),
+  commandIds: z.array(z.string()).optional(),
 });
+
+/** Where the demo's work lives: the words of the timeline differ (commands enqueued vs written). */
+export type DemoStore = 'dynamodb' | 'dolphinscheduler';
 
 export class DemoMonitor {
   readonly startedAt = Date.now();
@@ -88,11 +101,23 @@ export class DemoMonitor {
   /** Per instance id: takeovers; per task id: re-dispatches. */
   readonly takeovers = new Map<string, number>();
   readonly redispatches = new Map<string, number>();
+  /** Per instance id: the command of each takeover and the master that applied it. */
+  readonly takeoverCommands = new Map<string, Array<{ commandId: string; master: string }>>();
+  /**
+   * Executing instances failed over and not yet taken over, when the store says so directly
+   * (DolphinScheduler: host 'NULL'); otherwise the view derives it from the timelines.
+   */
+  unowned: number | undefined;
+  /** Commands a DolphinScheduler master moved to t_ds_error_command. */
+  readonly errorCommands: Array<{ commandId: string; master: string; message: string }> = [];
   /** Commands acknowledged without effect (a redelivery, or no longer applicable). */
   ignoredCommands = 0;
   private readonly listeners: Array<(event: DemoEvent) => void> = [];
 
-  constructor(servers: readonly SimServer[]) {
+  constructor(
+    servers: readonly SimServer[],
+    readonly store: DemoStore = 'dynamodb',
+  ) {
     for (const server of servers)
       this.servers.set(server.host, { server, status: 'starting', sessionLosses: 0, applied: 0 });
   }
@@ -141,8 +166,24 @@ export class DemoMonitor {
           report.at,
         );
         break;
-      case 'took-over':
+      case 'took-over': {
+        const commands = this.takeoverCommands.get(report.instanceId) ?? [];
+        commands.push({ commandId: report.commandId, master: server.host });
+        this.takeoverCommands.set(report.instanceId, commands);
         this.applied(view, report.at, this.takeovers, report.instanceId, 'master');
+        break;
+      }
+      case 'error-command':
+        this.errorCommands.push({
+          commandId: report.commandId,
+          master: server.host,
+          message: report.message,
+        });
+        this.event(
+          `${server.name}: command ${report.commandId} moved to t_ds_error_command: ${report.message}`,
+          'warn',
+          report.at,
+        );
         break;
       case 'redispatched':
         this.applied(view, report.at, this.redispatches, report.taskId, 'worker');
@@ -171,12 +212,12 @@ export class DemoMonitor {
     if (timeline === undefined) return;
     timeline.applied += 1;
     timeline.appliedBy.set(master.server.name, (timeline.appliedBy.get(master.server.name) ?? 0) + 1);
-    if (timeline.applied === timeline.expected) {
+    if (timeline.applied === timeline.toApply) {
       timeline.appliedDoneAt = at;
       const verb = kind === 'master' ? 'taken over' : 're-dispatched';
       const by = [...timeline.appliedBy.entries()].map(([name, n]) => `${name} ${n}`).join(', ');
       this.event(
-        `${timeline.server.name}: all ${timeline.expected} ${verb} (${by}), ${this.delay(timeline, at)}`,
+        `${timeline.server.name}: all ${timeline.toApply} ${verb} (${by}), ${this.delay(timeline, at)}`,
         'step',
         at,
       );
@@ -200,6 +241,7 @@ export class DemoMonitor {
     this.failovers.set(server.host, {
       server,
       expected,
+      toApply: this.store === 'dolphinscheduler' && server.nodeType === 'worker' ? 0 : expected,
       killedAt: at,
       rewritten: 0,
       requests: 0,
@@ -299,6 +341,28 @@ export class DemoMonitor {
           at,
         );
         return;
+      case 'worker removal acknowledged; the scheduler fails its tasks over': {
+        if (timeline === undefined || timeline.acknowledgedAt !== undefined) return;
+        timeline.acknowledgedAt = at;
+        timeline.doneAt = at;
+        this.event(
+          `${name}: removal acknowledged, no task row written (D4: DolphinScheduler's live masters fail its ${timeline.expected} tasks over), ${this.delay(timeline, at)}`,
+          'step',
+          at,
+        );
+        return;
+      }
+      case 'failover batch committed': {
+        if (timeline === undefined) return;
+        const ids = (log.commandIds ?? []).map(Number).filter(Number.isFinite);
+        const range = ids.length === 0 ? '' : ` (t_ds_command ids ${Math.min(...ids)}-${Math.max(...ids)})`;
+        this.event(
+          `${name}: transaction committed: ${log.instanceIds?.length ?? 0} instances set to host 'NULL', ${ids.length} commands inserted${range}`,
+          'info',
+          at,
+        );
+        return;
+      }
       case 'failover done': {
         if (timeline === undefined) return;
         timeline.failedOver = (timeline.failedOver ?? 0) + (log.failedOver ?? 0);
@@ -319,7 +383,7 @@ export class DemoMonitor {
           .map(([reason, n]) => `${reason} ${n}`)
           .join(', ');
         this.event(
-          `${name}: failover done: ${log.failedOver ?? 0} failed over, ${log.commandsEnqueued ?? 0} commands enqueued${
+          `${name}: failover done: ${log.failedOver ?? 0} failed over, ${log.commandsEnqueued ?? 0} commands ${this.commandsVerb}${
             skipped ? `, skipped ${skipped}` : ''
           }, ${this.delay(timeline, at)}`,
           'step',
@@ -344,7 +408,12 @@ export class DemoMonitor {
     }
   }
 
-  // --- DynamoDB polls --------------------------------------------------------------------------------
+  /** What happens to a failover's commands: enqueued (DynamoDB store), written to t_ds_command (DolphinScheduler). */
+  get commandsVerb(): string {
+    return this.store === 'dolphinscheduler' ? 'written' : 'enqueued';
+  }
+
+  // --- store polls -----------------------------------------------------------------------------------
 
   /** Executing items per host, polled. Moves the rewrite progress of the failovers. */
   executing(host: string, count: number, at: number): void {
@@ -374,7 +443,7 @@ export class DemoMonitor {
 
   /** Every failover finished: all items applied by the masters, and the function said done. */
   settled(): boolean {
-    return [...this.failovers.values()].every((f) => f.doneAt !== undefined && f.applied >= f.expected);
+    return [...this.failovers.values()].every((f) => f.doneAt !== undefined && f.applied >= f.toApply);
   }
 
   /** `+123 ms` after the node was seen gone (or after the kill while it was not yet seen gone). */

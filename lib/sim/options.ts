@@ -1,5 +1,8 @@
 // Flags of `npm start` (bin/demo.ts) and the simulated cluster's topology: which servers exist, their
-// registered names, and which of them the scenario kills.
+// registered names, and which of them the scenario kills. The store flags are `npm run local`'s
+// (lib/local/store-flags.ts).
+import type { Dialect } from '../local/database.ts';
+import { type DsVersion, StoreFlagError, StoreFlags, storeFlagsUsage } from '../local/store-flags.ts';
 import type { NodeType } from '../messages.ts';
 
 export interface SimServer {
@@ -27,6 +30,13 @@ export interface DemoOptions {
   readonly color: boolean;
   /** The functions' and servers' own logs on stderr. */
   readonly verbose: boolean;
+  /**
+   * On DolphinScheduler's own database (`--store postgresql|mysql`), started by the demo; absent: the
+   * DynamoDB store.
+   */
+  readonly dolphinScheduler?: { dialect: Dialect; timeZone: string; version: DsVersion };
+  /** DolphinScheduler store: finished instances of former servers seeded before the live work. */
+  readonly history: number;
 }
 
 export class DemoUsageError extends Error {
@@ -56,7 +66,17 @@ Options:
   --verbose            the functions' and the servers' own logs on stderr
   -h, --help           this help
 
-Ctrl-C stops everything it started (functions, servers, ZooKeeper, DynamoDB Local, SQS emulator).`;
+On DolphinScheduler's own database (DESIGN section 10) instead of the DynamoDB tables:
+${storeFlagsUsage.replace(/^ {2}--db-url URL(?:.*\n){2}/m, '')}
+  --history N            finished workflow instances of former servers seeded before the live ones
+                         (default 5000, 0-100000)
+
+With --store postgresql|mysql the demo starts that database with DolphinScheduler 3.2's tables, seeds the
+instances as a 3.2 master writes them, the servers write DolphinScheduler heartbeats, the masters consume
+t_ds_command as 3.2 does, and the verdict reads the tables themselves. It never runs on an existing
+database (--db-url is \`npm run local\`'s): it seeds executing work there and kills its owners.
+
+Ctrl-C stops everything it started (functions, servers, ZooKeeper, DynamoDB Local, SQS emulator, database).`;
 
 function intFlag(name: string, raw: string | undefined, min: number, max: number): number {
   if (raw === undefined || !/^[0-9]+$/.test(raw)) {
@@ -84,6 +104,8 @@ export function parseDemoArgs(
   let plain = false;
   let verbose = false;
   let color = isTty && env.NO_COLOR === undefined;
+  let history: number | undefined;
+  const storeFlags = new StoreFlags();
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i] ?? '';
     const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? arg.split(/=(.*)/s, 2) : [arg];
@@ -133,9 +155,40 @@ export function parseDemoArgs(
       case '--verbose':
         verbose = true;
         break;
-      default:
-        throw new DemoUsageError(`unknown option ${JSON.stringify(arg)}`);
+      case '--history':
+        history = intFlag('--history', value(), 0, 100_000);
+        break;
+      case '--db-url':
+        throw new DemoUsageError(
+          '--db-url: npm start seeds executing work and kills its servers, so it runs only on a database it starts itself (--store postgresql|mysql); `npm run local -- --db-url` runs on an existing one',
+        );
+      default: {
+        const taken = (() => {
+          try {
+            return storeFlags.take(flag ?? '', () => {
+              const raw = value();
+              if (raw === undefined || raw === '') throw new DemoUsageError(`${flag} needs a value`);
+              return raw;
+            });
+          } catch (error: unknown) {
+            if (error instanceof StoreFlagError) throw new DemoUsageError(error.message);
+            throw error;
+          }
+        })();
+        if (!taken) throw new DemoUsageError(`unknown option ${JSON.stringify(arg)}`);
+      }
     }
+  }
+  let choice: ReturnType<StoreFlags['choice']>;
+  try {
+    choice = storeFlags.choice();
+  } catch (error: unknown) {
+    // The demo takes no --db-url: the only way to a database here is --store.
+    if (error instanceof StoreFlagError) throw new DemoUsageError(error.message.replace(' or --db-url', ''));
+    throw error;
+  }
+  if (choice.store === 'dynamodb' && history !== undefined) {
+    throw new DemoUsageError('--history needs a DolphinScheduler database (--store postgresql|mysql)');
   }
   // By default a master and a worker, when one of each survives to take the work over.
   const killList = kill ?? [...(masters >= 2 ? ['master-2'] : []), ...(workers >= 2 ? ['worker-1'] : [])];
@@ -168,6 +221,16 @@ export function parseDemoArgs(
     live: isTty && !plain,
     color,
     verbose,
+    history: history ?? 5_000,
+    ...(choice.store === 'dynamodb'
+      ? {}
+      : {
+          dolphinScheduler: {
+            dialect: choice.store,
+            timeZone: choice.dolphinScheduler?.timeZone ?? 'UTC',
+            version: choice.dolphinScheduler?.version ?? '3.2',
+          },
+        }),
   };
 }
 

@@ -27,6 +27,19 @@ export const SimServerConfigSchema = z.strictObject({
       tasksTable: z.string().min(1),
     })
     .optional(),
+  /**
+   * On DolphinScheduler's own database (`npm start -- --store postgresql|mysql`): the server writes its
+   * release's heartbeat (lib/sim/ds-master.ts), and a master consumes `t_ds_command` as 3.2 does instead of
+   * the commands queue.
+   */
+  dolphinScheduler: z
+    .strictObject({
+      version: z.enum(['3.1', '3.2']),
+      timeZone: z.string().min(1),
+      /** Masters only: the database whose commands they consume. */
+      databaseUrl: z.string().min(1).optional(),
+    })
+    .optional(),
 });
 export type SimServerConfig = z.output<typeof SimServerConfigSchema>;
 
@@ -50,6 +63,13 @@ export const SimReportSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('session-lost'), reason: z.string(), at }),
   /** A recovery command applied: this master now owns the instance. */
   z.object({ type: z.literal('took-over'), commandId: z.string(), instanceId: z.string(), at }),
+  /** A DolphinScheduler master moved a command to t_ds_error_command (it could not handle it). */
+  z.object({
+    type: z.literal('error-command'),
+    commandId: z.string(),
+    message: z.string(),
+    at,
+  }),
   /** A task failover notice applied: the task was re-dispatched to `worker`. */
   z.object({
     type: z.literal('redispatched'),

@@ -17,6 +17,7 @@ interface NativeZk {
   set(path: string, data: string, version: number): Promise<unknown>;
   exists(path: string, watch: boolean): Promise<NativeStat | null>;
   get_children(path: string, watch: boolean): Promise<string[]>;
+  get(path: string, watch: boolean): Promise<[NativeStat, Buffer | string | null]>;
   readonly client_id: string;
   readonly timeout: number;
 }
@@ -42,6 +43,8 @@ export interface Registration {
   readonly ended: Promise<{ reason: 'expired' | 'closed' }>;
   setData(data: string): Promise<void>;
   children(path: string): Promise<string[]>;
+  /** A node's data as text (null when the node is gone or the session over). */
+  data(path: string): Promise<string | null>;
   /** A clean shutdown: the node goes away at once. */
   close(): void;
 }
@@ -118,6 +121,16 @@ export async function register(options: {
         if (!closed) await zk.set(options.path, data, -1);
       },
       children: (path) => (closed ? Promise.resolve([]) : zk.get_children(path, false)),
+      data: async (path) => {
+        if (closed) return null;
+        try {
+          const [, data] = await zk.get(path, false);
+          return data === null ? '' : data.toString();
+        } catch (error: unknown) {
+          if (/ZNONODE|-101/.test(codeOf(error))) return null;
+          throw error;
+        }
+      },
       close: () => {
         if (!closed) zk.close();
         closed = true;

@@ -1,5 +1,7 @@
 // The `npm start` scenario: local stack, functions, simulated cluster, seed, kill, watch, verdict.
 // Every resource started is registered for cleanup in reverse order, whatever happens (Ctrl-C included).
+// What depends on the store (where the work is seeded, polled and judged) is a StoreDriver: the DynamoDB
+// tables (below) or DolphinScheduler's own database (lib/sim/ds-scenario.ts).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { queueDepth } from '../cli/inspect.ts';
@@ -7,13 +9,14 @@ import { localStateDir } from '../local/processes.ts';
 import { type LocalRuntime, startLocalRuntime } from '../local/runtime.ts';
 import { type LocalStack, startLocalStack } from '../local/stack.ts';
 import { DynamoServerStore } from '../store/dynamodb/servers.ts';
-import { spawnCluster } from './cluster.ts';
-import { checkInvariants, type FinalState } from './invariants.ts';
-import { DemoMonitor } from './monitor.ts';
+import { type RegisterOptions, spawnCluster } from './cluster.ts';
+import { dolphinSchedulerDriver } from './ds-scenario.ts';
+import { type Check, checkInvariants, type FinalState } from './invariants.ts';
+import { DemoMonitor, type DemoStore } from './monitor.ts';
 import { type DemoOptions, type SimServer, topology } from './options.ts';
 import { countExecuting, scanAll, scanCommands } from './readers.ts';
 import { watchRegistry } from './registry-watch.ts';
-import { buildWork, executingByHost, putWork } from './seed.ts';
+import { buildWork, executingByHost, putWork, type SeededWork } from './seed.ts';
 import { liveView, type Output, palette, plainView, renderSummary } from './view.ts';
 
 /** Watcher every 20 s with a 25 s timeout and a 2 s margin: 23 s windows, overlapping by 3 s. */
@@ -42,12 +45,51 @@ export class DemoInterruptedError extends Error {
 /** Where `--keep` leaves the READY endpoints for `zkf --ready <file>`. */
 export const demoReadyFile = join(localStateDir, 'demo-ready.json');
 
+/** What the seeding gave the scenario. */
+export interface SeedSummary {
+  /** Executing items per server as seeded: process instances (masters), tasks (workers). */
+  executing: Map<string, number>;
+  /** Seeded owner per instance id and per task id (the timelines follow the masters' reports by them). */
+  instanceHosts: Map<string, string>;
+  taskHosts: Map<string, string>;
+  /** The event line that says what was seeded. */
+  text: string;
+}
+
+/** What the verdict is given. */
+export interface VerdictInput {
+  servers: readonly SimServer[];
+  killed: readonly SimServer[];
+  disturbed: ReadonlyMap<string, { startupTime: number }>;
+  monitor: DemoMonitor;
+}
+
+/** The store-dependent half of the scenario. */
+export interface StoreDriver {
+  readonly store: DemoStore;
+  /** The stack-ready event line. */
+  stackLine(): string;
+  /** The registered event's description of the heartbeats and what the masters consume. */
+  readonly serversLine: string;
+  /** What the simulated servers need besides the session settings (DolphinScheduler: heartbeats, database). */
+  readonly register: Partial<RegisterOptions>;
+  /** Seeds the work (while the servers register). */
+  seed(servers: readonly SimServer[], now: number): Promise<SeedSummary>;
+  /** Executing items per server now, into the monitor (`which`: the servers to count). */
+  poll(monitor: DemoMonitor, which: readonly SimServer[]): Promise<void>;
+  verdict(input: VerdictInput): Promise<Check[]>;
+  /** The READY JSON `--keep` prints and leaves in .local/demo-ready.json. */
+  ready(): Record<string, unknown>;
+  close(): Promise<void>;
+}
+
 /** Runs the scenario; resolves with the exit code (0: every invariant holds). */
 export async function runDemo(options: DemoOptions, io: DemoIo): Promise<number> {
   const cleanups: Array<() => Promise<void>> = [];
   const p = palette(options.color);
   const servers = topology(options.masters, options.workers);
-  const monitor = new DemoMonitor(servers);
+  const ds = options.dolphinScheduler;
+  const monitor = new DemoMonitor(servers, ds === undefined ? 'dynamodb' : 'dolphinscheduler');
   const view = options.live ? liveView(monitor, io.out, p, io.columns) : plainView(monitor, io.out, p);
   let viewClosed = false;
   const closeView = () => {
@@ -80,12 +122,38 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<number>
   );
   try {
     monitor.phase = 'starting the local stack';
-    monitor.event('starting the local stack: ZooKeeper, DynamoDB Local, SQS emulator ...');
-    const stack = await startLocalStack();
+    monitor.event(
+      ds === undefined
+        ? 'starting the local stack: ZooKeeper, DynamoDB Local, SQS emulator ...'
+        : `starting the local stack: ZooKeeper, DynamoDB Local, SQS emulator and ${
+            ds.dialect === 'postgresql' ? 'PostgreSQL' : 'MariaDB'
+          } with DolphinScheduler's tables ...`,
+    );
+    const stack = await startLocalStack(
+      ds === undefined
+        ? {}
+        : {
+            dolphinScheduler: {
+              database: { start: ds.dialect },
+              timeZone: ds.timeZone,
+              version: ds.version,
+            },
+          },
+    );
     cleanups.push(() => stack.stop());
+    const driver =
+      ds === undefined
+        ? dynamoDriver(stack, options.instances)
+        : await dolphinSchedulerDriver(stack, {
+            ...ds,
+            instances: options.instances,
+            history: options.history,
+          });
+    cleanups.push(() => driver.close());
     // The servers start once the stack is up: spawned during its start, they would compete for the CPU with
     // its Java processes, which must be ready within their start deadline (a loaded 2-core machine).
     const cluster = spawnCluster(servers, {
+      dolphinScheduler: ds !== undefined,
       onReport: (server, report) => monitor.report(server, report),
       onLine: (server, line) => {
         if (options.verbose) io.err.write(`[${server.name}] ${line}\n`);
@@ -93,9 +161,7 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<number>
     });
     cleanups.push(() => cluster.stop());
     checkpoint();
-    monitor.event(
-      `stack ready: ZooKeeper ${stack.info.zookeeper}, DynamoDB ${stack.info.dynamodb}, SQS ${stack.info.sqs}`,
-    );
+    monitor.event(driver.stackLine());
 
     // The watcher and the failover function start now (their cold start overlaps the registration and the
     // seeding); the sweep only once the servers are registered and the work seeded, or its first run could
@@ -104,35 +170,24 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<number>
     cleanups.push(() => functions.stop());
 
     monitor.phase = 'registering the simulated cluster, seeding';
-    const work = buildWork(servers, options.instances, Date.now());
-    await Promise.all([
+    const [, seeded] = await Promise.all([
       cluster.register(stack, {
         sessionTimeoutMs: options.sessionTimeoutMs,
         // As if the cluster had been up for two hours: the seeded work (started during the last hour)
         // belongs to the servers' current incarnations.
         startupTime: Date.now() - 2 * 3_600_000,
+        ...driver.register,
       }),
-      putWork(stack.clients.dynamodb, stack.info.tables, work),
+      driver.seed(servers, Date.now()),
     ]);
     checkpoint();
     const negotiated = [...monitor.servers.values()][0]?.negotiatedTimeoutMs ?? options.sessionTimeoutMs;
     monitor.event(
-      `cluster registered: ${options.masters} masters, ${options.workers} workers, each a process with its own ZooKeeper session (timeout ${negotiated} ms), ds-3 heartbeats every 1 s`,
+      `cluster registered: ${options.masters} masters, ${options.workers} workers, each a process with its own ZooKeeper session (timeout ${negotiated} ms), ${driver.serversLine}`,
     );
-    monitor.noteSeed(
-      new Map(work.instances.map((i) => [i.id, i.host ?? ''])),
-      new Map(work.tasks.map((t) => [t.id, t.host ?? ''])),
-    );
-    const executing = executingByHost(work);
-    const executingInstances = servers
-      .filter((s) => s.nodeType === 'master')
-      .reduce((n, s) => n + (executing.get(s.host) ?? 0), 0);
-    const executingTasks = servers
-      .filter((s) => s.nodeType === 'worker')
-      .reduce((n, s) => n + (executing.get(s.host) ?? 0), 0);
-    monitor.event(
-      `seeded ${work.instances.length} process instances (${executingInstances} executing) and ${work.tasks.length} task instances (${executingTasks} executing)`,
-    );
+    monitor.noteSeed(seeded.instanceHosts, seeded.taskHosts);
+    monitor.event(seeded.text);
+    const { executing } = seeded;
     const watch = await watchRegistry({
       zookeeper: stack.info.zookeeper,
       registryRoot: stack.info.registryRoot,
@@ -149,7 +204,7 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<number>
       } s, overlapping windows), sweep every ${demoSchedule.sweepEveryMs / 1000} s, failover on the failover queue`,
     );
     checkpoint();
-    const poller = startPolling(stack, monitor, servers, options.live);
+    const poller = startPolling(stack, driver, monitor, servers, options.live);
     cleanups.push(async () => poller.stop());
     await waitForMirror(stack, monitor, servers, io.signal);
     checkpoint();
@@ -187,28 +242,21 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<number>
     await poller.pollOnce();
     poller.stop();
     view.line(perHostLine(monitor, 'executing after'));
-    const final = await readFinalState(stack);
     const disturbed = new Map(
       [...monitor.servers.values()]
         .filter((s) => s.sessionLosses > 0 && s.status === 'live' && s.startupTime !== undefined)
         .map((s) => [s.server.host, { startupTime: s.startupTime ?? 0 }]),
     );
-    const checks = checkInvariants({
-      servers,
-      killed: victims,
-      disturbed,
-      seeded: work,
-      final,
-      applied: { takeovers: monitor.takeovers, redispatches: monitor.redispatches },
-    });
+    const checks = await driver.verdict({ servers, killed: victims, disturbed, monitor });
     monitor.phase = checks.every((c) => c.ok) ? 'done: all invariants hold' : 'done: invariants broken';
     closeView();
     for (const line of renderSummary(monitor, checks, p)) io.out.write(`${line}\n`);
     const code = checks.every((c) => c.ok) ? 0 : 1;
     if (options.keep) {
+      const ready = JSON.stringify(driver.ready());
       mkdirSync(localStateDir, { recursive: true });
-      writeFileSync(demoReadyFile, `${JSON.stringify(stack.info)}\n`);
-      io.out.write(`\nREADY ${JSON.stringify(stack.info)}\n`);
+      writeFileSync(demoReadyFile, `${ready}\n`);
+      io.out.write(`\nREADY ${ready}\n`);
       io.out.write(
         `Everything keeps running (the live servers, the functions, the stack). Try:\n` +
           `  node bin/zkf.mjs --ready ${demoReadyFile} status\n` +
@@ -230,6 +278,60 @@ export async function runDemo(options: DemoOptions, io: DemoIo): Promise<number>
     monitor.phase = 'stopping';
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
   }
+}
+
+/** The DynamoDB store (DESIGN section 4): work in the instances and tasks tables, commands on the queue. */
+function dynamoDriver(stack: LocalStack, instances: number): StoreDriver {
+  const { dynamodb } = stack.clients;
+  const { tables } = stack.info;
+  let work: SeededWork | undefined;
+  return {
+    store: 'dynamodb',
+    stackLine: () =>
+      `stack ready: ZooKeeper ${stack.info.zookeeper}, DynamoDB ${stack.info.dynamodb}, SQS ${stack.info.sqs}`,
+    serversLine: 'ds-3 heartbeats every 1 s',
+    register: {},
+    async seed(servers, now) {
+      const seeded = buildWork(servers, instances, now);
+      work = seeded;
+      await putWork(dynamodb, tables, seeded);
+      const executing = executingByHost(seeded);
+      const total = (type: 'master' | 'worker') =>
+        servers.filter((s) => s.nodeType === type).reduce((n, s) => n + (executing.get(s.host) ?? 0), 0);
+      return {
+        executing,
+        instanceHosts: new Map(seeded.instances.map((i) => [i.id, i.host ?? ''])),
+        taskHosts: new Map(seeded.tasks.map((t) => [t.id, t.host ?? ''])),
+        text: `seeded ${seeded.instances.length} process instances (${total('master')} executing) and ${seeded.tasks.length} task instances (${total('worker')} executing)`,
+      };
+    },
+    async poll(monitor, which) {
+      const at = Date.now();
+      const counts = await Promise.all(
+        which.map((s) =>
+          countExecuting(
+            dynamodb,
+            s.nodeType === 'master' ? tables.instances : tables.tasks,
+            s.nodeType === 'master' ? 'instances' : 'tasks',
+            s.host,
+          ),
+        ),
+      );
+      for (const [i, s] of which.entries()) monitor.executing(s.host, counts[i] ?? 0, at);
+    },
+    async verdict({ servers, killed, disturbed, monitor }) {
+      return checkInvariants({
+        servers,
+        killed,
+        disturbed,
+        seeded: work ?? { instances: [], tasks: [] },
+        final: await readFinalState(stack),
+        applied: { takeovers: monitor.takeovers, redispatches: monitor.redispatches },
+      });
+    },
+    ready: () => ({ ...stack.info }),
+    close: async () => undefined,
+  };
 }
 
 function startFunctions(
@@ -269,32 +371,21 @@ interface Poller {
 
 /**
  * Executing items per host every 400 ms (the rewrite progress, and the per-host view), and the mirror every
- * 2 s. DynamoDB Local is CPU-bound and shares this machine with the failover: the plain view, which shows
- * only the killed servers' progress, polls only them.
+ * 2 s. The store shares this machine with the failover (DynamoDB Local is CPU-bound): the plain view, which
+ * shows only the killed servers' progress, polls only them.
  */
 function startPolling(
   stack: LocalStack,
+  driver: StoreDriver,
   monitor: DemoMonitor,
   servers: readonly SimServer[],
   everyServer: boolean,
 ): Poller {
-  const { dynamodb } = stack.clients;
-  const mirror = new DynamoServerStore(dynamodb, stack.info.tables.servers);
+  const mirror = new DynamoServerStore(stack.clients.dynamodb, stack.info.tables.servers);
   let stopped = false;
   let running: Promise<void> | undefined;
   const poll = async (which: readonly SimServer[], withMirror: boolean) => {
-    const at = Date.now();
-    const counts = await Promise.all(
-      which.map((s) =>
-        countExecuting(
-          dynamodb,
-          s.nodeType === 'master' ? stack.info.tables.instances : stack.info.tables.tasks,
-          s.nodeType === 'master' ? 'instances' : 'tasks',
-          s.host,
-        ),
-      ),
-    );
-    for (const [i, s] of which.entries()) monitor.executing(s.host, counts[i] ?? 0, at);
+    await driver.poll(monitor, which);
     if (withMirror) for (const row of await mirror.scan()) monitor.mirror(row.host, row.alive);
   };
   const loop = async () => {

@@ -6,6 +6,9 @@
 //
 // Protocol (lib/sim/protocol.ts): the process loads its modules and says `loaded`, then registers when it
 // receives `start` with its config (ZooKeeper and the queues of the local stack).
+//
+// On DolphinScheduler's database (`--ds`, config `dolphinScheduler`) the heartbeat is the release's own
+// (lib/sim/ds-master.ts) and a master consumes `t_ds_command` as 3.2 does (lib/sim/ds-command-consumer.ts).
 import { createLayout } from '../registry/layout.ts';
 import { type SimReport, type SimServerConfig, SimStartSchema } from './protocol.ts';
 import { type Registration, register } from './registration.ts';
@@ -19,25 +22,42 @@ const report = (r: SimReport) => {
   if (process.connected) send(r);
 };
 
-// Masters load the consumer (and the AWS SDK) up front; workers start faster without them.
+// Masters load the consumer (and the AWS SDK, or the database drivers) up front; workers start faster
+// without them.
 const isMaster = process.argv.includes('--master');
-const consumerModules = isMaster
+const onDolphinScheduler = process.argv.includes('--ds');
+const consumerModules =
+  isMaster && !onDolphinScheduler
+    ? Promise.all([
+        import('./command-consumer.ts'),
+        import('@aws-sdk/client-sqs'),
+        import('@aws-sdk/client-dynamodb'),
+      ])
+    : undefined;
+const dsModules = onDolphinScheduler
   ? Promise.all([
-      import('./command-consumer.ts'),
-      import('@aws-sdk/client-sqs'),
-      import('@aws-sdk/client-dynamodb'),
+      import('./ds-master.ts'),
+      isMaster ? import('./ds-command-consumer.ts') : undefined,
+      isMaster ? import('../store/dolphinscheduler/database.ts') : undefined,
+      isMaster ? import('../registry/zk-client.ts') : undefined,
     ])
   : undefined;
-await consumerModules;
+await Promise.all([consumerModules, dsModules]);
 
 const stop = new AbortController();
 let registration: Registration | undefined;
 let registrations = 0;
+/** Closed on shutdown (the DolphinScheduler consumer's database and ZooKeeper session). */
+const closers: Array<() => Promise<void>> = [];
 
 const shutdown = async () => {
   if (stop.signal.aborted) return;
   stop.abort();
   registration?.close();
+  await Promise.race([
+    Promise.allSettled(closers.map((close) => close())),
+    new Promise((r) => setTimeout(r, 1_000)),
+  ]);
   process.exit(0);
 };
 process.on('SIGTERM', () => void shutdown());
@@ -59,7 +79,23 @@ const layout = createLayout({ name: 'ds-3', root: config.registryRoot });
 const path = layout.serverPath(config.nodeType, config.host);
 const [address = '', port = '0'] = config.host.split(/:(?=[0-9]+$)/);
 
+const dsHeartbeats = dsModules === undefined ? undefined : (await dsModules)[0];
+
 function heartbeat(startupTime: number): string {
+  const ds = config.dolphinScheduler;
+  if (ds !== undefined && dsHeartbeats !== undefined) {
+    // The release's own heartbeat, as DolphinScheduler's heartbeat task writes it.
+    const write =
+      config.nodeType === 'master' ? dsHeartbeats.dsMasterHeartbeat : dsHeartbeats.dsWorkerHeartbeat;
+    return write({
+      root: config.registryRoot,
+      host: config.host,
+      startupTime,
+      reportTime: Date.now(),
+      processId: process.pid,
+      version: ds.version,
+    });
+  }
   // The fields of a DolphinScheduler 3 heartbeat the controller reads (startupTime) and a few it does not.
   return JSON.stringify({
     startupTime,
@@ -126,7 +162,49 @@ async function liveWorkers(): Promise<string[]> {
 }
 
 await registerUntilDone();
-if (config.consume !== undefined && consumerModules !== undefined) {
+const dsConsume = config.dolphinScheduler;
+if (dsConsume?.databaseUrl !== undefined && dsModules !== undefined) {
+  const [{ SimulatedDsMaster }, loop, database, zk] = await dsModules;
+  if (loop === undefined || database === undefined || zk === undefined) throw new Error('modules not loaded');
+  const db = database.openDatabase(database.parseDatabaseUrl(dsConsume.databaseUrl), {
+    max: 2,
+    lockTimeoutMs: 10_000,
+    statementTimeoutMs: 60_000,
+  });
+  closers.push(() => db.close());
+  // The simulated master wants a ZooKeeper session of its own (for DolphinScheduler's own failover, which
+  // the demo does not run); its command loop reads the registry through the registration's session.
+  const session = await zk.connectZk({
+    connectString: config.zookeeper,
+    sessionTimeoutMs: 10_000,
+    connectTimeoutMs: 10_000,
+  });
+  closers.push(() => session.close());
+  const master = new SimulatedDsMaster({
+    db,
+    session,
+    root: config.registryRoot,
+    host: config.host,
+    timeZone: dsConsume.timeZone,
+  });
+  const masters = layout.parentPath('master');
+  void loop.runDsCommandLoop(
+    {
+      consume: (slots) => master.consumeCommands(slots),
+      self: config.host,
+      listMasters: async () => {
+        const current = registration;
+        if (current === undefined) return [];
+        const names = await current.children(masters);
+        return Promise.all(
+          names.map(async (host) => ({ host, data: await current.data(`${masters}/${host}`) })),
+        );
+      },
+      report,
+    },
+    stop.signal,
+  );
+} else if (config.consume !== undefined && consumerModules !== undefined) {
   const [{ CommandConsumer }, { SQSClient }, { DynamoDBClient }] = await consumerModules;
   const { region, credentials } = config.consume;
   const consumer = new CommandConsumer({

@@ -151,10 +151,17 @@ export function renderFrame(monitor: DemoMonitor, p: Palette, columns: number): 
       )} ${executing}${applied}${losses}`,
     );
   }
-  const unowned = [...monitor.failovers.values()]
-    .filter((f) => f.server.nodeType === 'master')
-    .reduce((n, f) => n + Math.max(0, f.rewritten - f.applied), 0);
-  out.push(p.dim(`          failed over, waiting for a master to take them over: ${unowned}`));
+  const unowned =
+    monitor.unowned ??
+    [...monitor.failovers.values()]
+      .filter((f) => f.server.nodeType === 'master')
+      .reduce((n, f) => n + Math.max(0, f.rewritten - f.applied), 0);
+  const ds = monitor.store === 'dolphinscheduler';
+  out.push(
+    p.dim(
+      `          failed over${ds ? " (host 'NULL')" : ''}, waiting for a master to take them over: ${unowned}`,
+    ),
+  );
   for (const f of monitor.failovers.values()) {
     const items = f.server.nodeType === 'master' ? 'instances' : 'tasks';
     const base = f.goneAt ?? f.killedAt;
@@ -184,17 +191,25 @@ export function renderFrame(monitor: DemoMonitor, p: Palette, columns: number): 
         when(f.requestAt),
       ),
     );
+    if (ds && f.server.nodeType === 'worker') {
+      out.push(row('acknowledged (D4: no task row)', '', when(f.acknowledgedAt)));
+      continue;
+    }
     out.push(row(`lock (fence ${f.fence ?? '…'})`, '', when(f.lockAt)));
     out.push(
       row(
-        f.server.nodeType === 'master' ? 'rewrite (host removed)' : 'rewrite (NEED_FAULT_TOLERANCE)',
+        f.server.nodeType === 'worker'
+          ? 'rewrite (NEED_FAULT_TOLERANCE)'
+          : ds
+            ? "rewrite (host := 'NULL')"
+            : 'rewrite (host removed)',
         progress(f.rewritten, p.cyan),
         when(f.rewriteDoneAt),
       ),
     );
     out.push(
       row(
-        'commands enqueued',
+        `commands ${monitor.commandsVerb}`,
         f.commandsEnqueued === undefined ? '' : String(f.commandsEnqueued),
         when(f.doneAt),
       ),
@@ -225,6 +240,18 @@ export function renderSummary(monitor: DemoMonitor, checks: readonly Check[], p:
     from === undefined || to === undefined ? 'n/a' : `${to - from} ms`;
   for (const f of monitor.failovers.values()) {
     const verb = f.server.nodeType === 'master' ? 'all taken over' : 'all re-dispatched';
+    if (monitor.store === 'dolphinscheduler' && f.server.nodeType === 'worker') {
+      out.push(
+        `  ${f.server.name} ${f.server.host}: session expiry ${ms(f.killedAt, f.goneAt)}; request ${ms(
+          f.goneAt,
+          f.requestAt,
+        )}${f.detectionDelayMs === undefined ? '' : ` (watcher-measured ${f.detectionDelayMs} ms)`}; acknowledged ${ms(
+          f.goneAt,
+          f.acknowledgedAt,
+        )} (D4: no task row written)`,
+      );
+      continue;
+    }
     out.push(
       `  ${f.server.name} ${f.server.host}: session expiry ${ms(f.killedAt, f.goneAt)}; request ${ms(
         f.goneAt,
@@ -232,7 +259,7 @@ export function renderSummary(monitor: DemoMonitor, checks: readonly Check[], p:
       )}${f.detectionDelayMs === undefined ? '' : ` (watcher-measured ${f.detectionDelayMs} ms)`}; lock ${ms(
         f.goneAt,
         f.lockAt,
-      )}; ${f.failedOver ?? 0} rewritten and ${f.commandsEnqueued ?? 0} enqueued ${ms(f.goneAt, f.doneAt)}; ${verb} ${ms(
+      )}; ${f.failedOver ?? 0} rewritten and ${f.commandsEnqueued ?? 0} ${monitor.commandsVerb} ${ms(f.goneAt, f.doneAt)}; ${verb} ${ms(
         f.goneAt,
         f.appliedDoneAt,
       )}`,

@@ -581,8 +581,8 @@ export function defineDsFailoverTests(dialect: Dialect): void {
 
   describe(`a large host on ${dialect} (D7)`, () => {
     it('2,000 instances among 20,000 finished ones complete across several short invocations, none missing', async () => {
-      // Arrange: finished rows before, between and after the host's rows; 3 s invocations that stop taking
-      // pages 2.9 s before their end (each does a page or a few); id ranges of 1,500 per page read.
+      // Arrange: finished rows before, between and after the host's rows; 4 s invocations that stop taking
+      // pages 3.9 s before their end (each does a page or a few); id ranges of 1,500 per page read.
       const host = uniqueHost();
       const started = Date.now() - HOUR;
       await seedFinished(db, DS_TIME_ZONE, 10_000, started);
@@ -596,10 +596,12 @@ export function defineDsFailoverTests(dialect: Dialect): void {
       await runtime.stop();
       runtime = startLocalRuntime(stack, {
         functions: ['failover'],
-        timeoutMs: { failover: 3_000 },
+        timeoutMs: { failover: 4_000 },
         env: {
           failover: {
-            DEADLINE_MARGIN_MS: '2900',
+            // An invocation killed at its timeout (a loaded machine) leaves its lease: a short one.
+            LOCK_LEASE_MS: '2000',
+            DEADLINE_MARGIN_MS: '3900',
             FAILOVER_BATCH_SIZE: '20',
             FAILOVER_CONCURRENCY: '4',
             DS_SCAN_SPAN: '1500',

@@ -1,14 +1,14 @@
 // Test support for the DolphinScheduler store: instances seeded as a 3.2 master writes them, reads of the
 // rows and command rows the tests assert on, and masters registered with a 3.2 heartbeat.
 
+import { insertDsInstances } from '../../lib/sim/ds-seed.ts';
 import type { Database } from '../../lib/store/dolphinscheduler/database.ts';
-import { WallClock } from '../../lib/store/dolphinscheduler/wall-time.ts';
 
 export interface DsSeed {
   host: string | null;
   state?: number;
   /** Epoch ms (written as wall time in the clock's zone). */
-  startTime: number | null;
+  startTime: number;
   restartTime?: number;
   commandParam?: string | null;
   processDefinitionCode?: number;
@@ -18,111 +18,25 @@ export interface DsSeed {
   testFlag?: number | null;
 }
 
-const columns = [
-  'name',
-  'process_definition_code',
-  'process_definition_version',
-  'project_code',
-  'state',
-  'state_history',
-  'recovery',
-  'start_time',
-  'run_times',
-  'host',
-  'command_type',
-  'command_param',
-  'task_depend_type',
-  'max_try_times',
-  'failure_strategy',
-  'warning_type',
-  'command_start_time',
-  'global_params',
-  'flag',
-  'is_sub_process',
-  'executor_id',
-  'executor_name',
-  'history_cmd',
-  'process_instance_priority',
-  'worker_group',
-  'environment_code',
-  'timeout',
-  'tenant_code',
-  'var_pool',
-  'dry_run',
-  'next_process_instance_id',
-  'restart_time',
-  'test_flag',
-] as const;
-
-/** Inserts the instances as a DolphinScheduler 3.2 master writes them; returns their ids, in order. */
-export async function seedDsInstances(
-  db: Database,
-  timeZone: string,
-  seeds: readonly DsSeed[],
-): Promise<number[]> {
-  const clock = new WallClock(timeZone);
-  const precision = db.dialect === 'mysql' ? 's' : 'ms';
-  const at = (t: number | null | undefined) =>
-    t === null || t === undefined ? null : clock.format(t, precision);
-  const ids: number[] = [];
-  for (let offset = 0; offset < seeds.length; offset += 500) {
-    const chunk = seeds.slice(offset, offset + 500);
-    const params: unknown[] = [];
-    const rows = chunk.map((s, i) => {
-      const values = [
-        `workflow-${offset + i}`,
-        s.processDefinitionCode ?? 9_876_543_210,
-        s.processDefinitionVersion ?? 3,
-        1_234_567,
-        s.state ?? 1,
-        '[]',
-        0,
-        at(s.startTime),
-        1,
-        s.host,
-        0,
+/** Inserts the instances as a DolphinScheduler 3.2 master writes them (lib/sim/ds-seed.ts); returns their ids, in order. */
+export function seedDsInstances(db: Database, timeZone: string, seeds: readonly DsSeed[]): Promise<number[]> {
+  return insertDsInstances(
+    db,
+    timeZone,
+    seeds.map((s) => ({
+      host: s.host,
+      state: s.state ?? 1,
+      startTime: s.startTime,
+      commandParam:
         s.commandParam === undefined ? '{"StartParams":"{\\"day\\":\\"2024-01-01\\"}"}' : s.commandParam,
-        2,
-        0,
-        1,
-        0,
-        at(s.startTime),
-        '[]',
-        1,
-        0,
-        s.executorId ?? 7,
-        'admin',
-        'START_PROCESS',
-        s.priority === undefined ? 2 : s.priority,
-        'default',
-        -1,
-        0,
-        'default',
-        '[]',
-        0,
-        0,
-        at(s.restartTime),
-        s.testFlag === undefined ? 0 : s.testFlag,
-      ];
-      const marks = values.map((v) => {
-        params.push(v);
-        return db.dialect === 'postgresql' ? `$${params.length}` : '?';
-      });
-      return `(${marks.join(', ')})`;
-    });
-    const insert = `INSERT INTO t_ds_process_instance (${columns.join(', ')}) VALUES ${rows.join(', ')}`;
-    if (db.dialect === 'postgresql') {
-      const out = await db.query<{ id: number }>(`${insert} RETURNING id`, params);
-      ids.push(...out.map((r) => Number(r.id)));
-    } else {
-      await db.transaction(async (tx) => {
-        await tx.query(insert, params);
-        const [first] = await tx.query<{ id: number | string }>('SELECT LAST_INSERT_ID() AS id');
-        for (let i = 0; i < chunk.length; i += 1) ids.push(Number(first?.id) + i);
-      });
-    }
-  }
-  return ids;
+      processDefinitionCode: s.processDefinitionCode ?? 9_876_543_210,
+      processDefinitionVersion: s.processDefinitionVersion ?? 3,
+      executorId: s.executorId ?? 7,
+      priority: s.priority === undefined ? 2 : s.priority,
+      ...(s.restartTime === undefined ? {} : { restartTime: s.restartTime }),
+      ...(s.testFlag === undefined ? {} : { testFlag: s.testFlag }),
+    })),
+  );
 }
 
 /** Finished instances of other hosts, in bulk (the table DolphinScheduler keeps around the live ones). */

@@ -7,15 +7,48 @@ import {
   FailoverRequestSchema,
   failoverRequestDedupId,
   failoverRequestGroupId,
+  type NodeType,
 } from '../../messages.ts';
 import { SqsFailoverRequestQueue } from '../../queue/failover-requests.ts';
 import { readNumber, readString, str } from '../../store/dynamodb/attributes.ts';
+import { DynamoRunJournal } from '../../store/dynamodb/run-journal.ts';
 import { intOption } from '../args.ts';
 import type { CliCommand } from '../command.ts';
+import { computeDsPlan } from '../ds-plan.ts';
 import { duration, isoTime, Progress } from '../format.ts';
 import { hostOption, identifyHost, typeOption } from '../hosts.ts';
 import type { Target } from '../target.ts';
 import { computePlan } from './plan.ts';
+
+/** What is left to fail over on the host for this request: eligible items (and, DynamoDB, unsent commands). */
+async function leftToFailOver(
+  target: Target,
+  host: string,
+  nodeType: NodeType,
+  typeSource: 'option' | 'mirror',
+  observedAt: number,
+  now: number,
+  digest: string | undefined,
+): Promise<{ left: number; executingLeft: number; skipped: Record<string, number>; malformed: number }> {
+  if (target.store.kind === 'dolphinscheduler') {
+    const plan = await computeDsPlan(target, target.store, host, nodeType, typeSource, observedAt, now, {
+      ...(digest === undefined ? {} : { digest }),
+    });
+    return {
+      left: plan.eligible.length,
+      executingLeft: plan.skipped.length + plan.malformed.length,
+      skipped: plan.summary.skipped,
+      malformed: plan.malformed.length,
+    };
+  }
+  const plan = await computePlan(target, host, nodeType, typeSource, observedAt, now);
+  return {
+    left: plan.eligible.length + plan.leftoverCommands.length,
+    executingLeft: plan.skipped.length + plan.malformed.length,
+    skipped: plan.summary.skipped,
+    malformed: plan.malformed.length,
+  };
+}
 
 async function readLock(
   target: Target,
@@ -47,7 +80,11 @@ duplicated, and a host that is registered again only loses work older than its n
 incarnation) within 5 minutes as a duplicate.
 
 --wait follows the failover until its lock is released with nothing left to fail over for this request
-(progress on stderr), or --timeout seconds (default 120) pass (exit code 1).`,
+(progress on stderr), or --timeout seconds (default 120) pass (exit code 1).
+
+On DolphinScheduler's database the request is the same; --wait judges "nothing left" with the plan of that
+store and reports the t_ds_command rows the run wrote (from the run journal). A worker's request is only
+acknowledged there (D4: DolphinScheduler's live masters fail its tasks over): there is nothing to wait for.`,
   options: [
     { name: 'host', value: 'IP:PORT', description: 'the server, exactly as registered' },
     { name: 'type', value: 'master|worker', description: 'node type (default: from the servers mirror)' },
@@ -87,7 +124,13 @@ incarnation) within 5 minutes as a duplicate.
       deduplicationId: failoverRequestDedupId(request),
       queue: target.queues.failover,
     };
-    if (!options.has('wait')) {
+    const acknowledgedOnly = target.store.kind === 'dolphinscheduler' && nodeType === 'worker';
+    if (acknowledgedOnly) {
+      context.note(
+        `note: on DolphinScheduler's database a worker's removal is only acknowledged: DolphinScheduler's live masters fail its tasks over (D4); no row is written${options.has('wait') ? ', nothing to wait for' : ''}.`,
+      );
+    }
+    if (!options.has('wait') || acknowledgedOnly) {
       context.print(
         [
           `sent a failover request for ${nodeType} ${host} (group ${sent.groupId}, deduplication id ${sent.deduplicationId})`,
@@ -104,26 +147,55 @@ incarnation) within 5 minutes as a duplicate.
     for (;;) {
       const lock = await readLock(target, lockName);
       if (lock.fence > before.fence && !lock.held) {
-        const plan = await computePlan(target, host, nodeType, identity.typeSource, observedAt, io.now());
-        if (plan.eligible.length === 0 && plan.leftoverCommands.length === 0) {
+        const plan = await leftToFailOver(
+          target,
+          host,
+          nodeType,
+          identity.typeSource,
+          observedAt,
+          io.now(),
+          io.env.ZK_DIGEST,
+        );
+        if (plan.left === 0) {
           progress.done(`done in ${duration(Date.now() - started)} (lock fence ${lock.fence})`);
-          const executingLeft = plan.skipped.length + plan.malformed.length;
+          const { executingLeft } = plan;
+          // DolphinScheduler's database: what the runs since the request wrote, from the run journal (D6).
+          const written =
+            target.store.kind === 'dolphinscheduler'
+              ? (await new DynamoRunJournal(target.dynamodb, target.tables.commands).runsOf(lockName))
+                  .filter((run) => run.fence > before.fence)
+                  .flatMap((run) => run.receipts)
+              : undefined;
           context.print(
             [
               `failover of ${nodeType} ${host} done: lock ${lockName} released at fence ${lock.fence}`,
+              ...(written === undefined
+                ? []
+                : [
+                    `  ${written.length} instances set to host 'NULL' with one t_ds_command row each${
+                      written.length > 0 ? ` (command ids ${written.map((r) => r.commandId).join(', ')})` : ''
+                    }`,
+                  ]),
               `  ${executingLeft} executing items left on the host${
                 executingLeft > 0
-                  ? ` (${Object.entries(plan.summary.skipped)
+                  ? ` (${Object.entries(plan.skipped)
                       .map(([r, n]) => `${r} ${n}`)
-                      .join(', ')}${plan.malformed.length > 0 ? `, malformed ${plan.malformed.length}` : ''})`
+                      .join(', ')}${plan.malformed > 0 ? `, malformed ${plan.malformed}` : ''})`
                   : ''
               }`,
             ].join('\n'),
-            { sent, done: true, fence: lock.fence, executingLeft, skipped: plan.summary.skipped },
+            {
+              sent,
+              done: true,
+              fence: lock.fence,
+              executingLeft,
+              skipped: plan.skipped,
+              ...(written === undefined ? {} : { written }),
+            },
           );
           return 0;
         }
-        progress.update(`${plan.eligible.length} items still to fail over (a continuation is on its way)`);
+        progress.update(`${plan.left} items still to fail over (a continuation is on its way)`);
       } else {
         progress.update(
           lock.fence > before.fence

@@ -21,22 +21,15 @@ import { DynamoServerMirror } from '../../store/dynamodb/server-mirror.ts';
 import { DynamoTaskStore } from '../../store/dynamodb/tasks.ts';
 import { intOption, UsageError } from '../args.ts';
 import type { CliCommand } from '../command.ts';
+import { computeDsPlan, renderDsPlan } from '../ds-plan.ts';
 import { isoTime, Progress, relative, table } from '../format.ts';
 import { hostOption, identifyHost, typeOption } from '../hosts.ts';
 import { countHostItems } from '../inspect.ts';
+import { skipRules } from '../skip-rules.ts';
 import type { Target } from '../target.ts';
 
 /** The failover function's page size (FAILOVER_BATCH_SIZE x FAILOVER_CONCURRENCY defaults). */
 const PAGE_SIZE = 200;
-
-export const skipRules: Record<FailoverSkipReason | 'malformed', string> = {
-  unowned: 'F2: already unowned (failed over before)',
-  'other-host': 'exact host match only (never a substring)',
-  'not-executing': 'F1/F5: not in an executing state',
-  'new-incarnation': 'F3: started, restarted or submitted at or after the live incarnation started',
-  'after-observation': 'observation bound: started at or after the request was observed',
-  malformed: 'breaks the data contract: the failover logs it and leaves it as is',
-};
 
 export interface PlannedItem {
   id: string;
@@ -223,7 +216,13 @@ the host's pending commands. Lists the items that would be failed over, with the
 
 The observation bound is that of an operator request sent now (--observed-at to judge another request).
 The type comes from the servers mirror when --type is not given. A plan is a snapshot: items that change
-before the failover runs are judged again by it (its writes are conditional on what it read).`,
+before the failover runs are judged again by it (its writes are conditional on what it read).
+
+On DolphinScheduler's database it reads the master's executing instances as the function does (primary-key
+ranges of t_ds_process_instance), its liveness from ZooKeeper (the mirror without --zookeeper), our lock
+and DolphinScheduler's own failover lock, and the run journal; it lists the exact rows the transaction would
+change (host -> 'NULL', nothing else) and the exact t_ds_command row each would get (every column; start_time
+and update_time are the time of the write). A worker's failover writes nothing on this store (D4).`,
   options: [
     { name: 'host', value: 'IP:PORT', description: 'the server, exactly as registered' },
     { name: 'type', value: 'master|worker', description: 'node type (default: from the servers mirror)' },
@@ -243,6 +242,21 @@ before the failover runs are judged again by it (its writes are conditional on w
     const target = await context.target();
     const identity = await identifyHost(target, host, type, 'plan');
     const progress = new Progress(io.stderr, 'plan');
+    if (target.store.kind === 'dolphinscheduler') {
+      const dsPlan = await computeDsPlan(
+        target,
+        target.store,
+        host,
+        identity.nodeType,
+        identity.typeSource,
+        observedAt,
+        now,
+        { digest: io.env.ZK_DIGEST, onProgress: (n) => progress.update(`${n} executing instances read`) },
+      );
+      progress.clear();
+      context.print(renderDsPlan(dsPlan, limit, now), dsPlan);
+      return 0;
+    }
     const plan = await computePlan(
       target,
       host,

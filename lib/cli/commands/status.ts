@@ -1,5 +1,6 @@
 // `zkf status`: the registry (live ZooKeeper listing and the membership mirror), dead servers, executing
-// work per host, locks and their holders, pending commands, queue and DLQ depths.
+// work per host, locks and their holders, pending commands, queue and DLQ depths. On DolphinScheduler's
+// database the work and the commands are read from its tables (lib/cli/commands/ds-status.ts).
 import { intOption } from '../args.ts';
 import type { CliCommand } from '../command.ts';
 import { isoTime, Progress, relative, table } from '../format.ts';
@@ -13,6 +14,7 @@ import {
   scanWork,
   type WorkByHost,
 } from '../inspect.ts';
+import { type DsStatusParts, readDsStatus, renderDsStatus } from './ds-status.ts';
 
 const zxidHex = (czxid: string | undefined) =>
   czxid === undefined ? '-' : `0x${BigInt(czxid).toString(16)}`;
@@ -32,7 +34,13 @@ export const statusCommand: CliCommand = {
     This scans both tables once (projection host/state; progress on stderr); --no-work skips it;
   - locks (failover/<type>/<host>): holder, fence, lease expiry;
   - pending commands: written by a failover but not yet marked enqueued (the outbox);
-  - queue depths: failover and commands queues and their DLQs (visible / in flight / delayed).`,
+  - queue depths: failover and commands queues and their DLQs (visible / in flight / delayed).
+
+On DolphinScheduler's database (the READY line's store, or --store postgresql|mysql) the work comes from
+its tables instead: executing workflow instances per host (one scan of t_ds_process_instance: it has no
+index on host), the unowned ones (host 'NULL' with a command pending in t_ds_command, host 'NULL' without
+one, SQL NULL host) with when the sweep repairs them, the commands waiting in t_ds_command and those in
+t_ds_error_command, and DolphinScheduler's own failover locks in ZooKeeper.`,
   options: [
     { name: 'no-work', description: 'skip the scan of the instances and tasks tables' },
     { name: 'limit', value: 'N', description: 'rows per table in the human output (default 30)' },
@@ -43,6 +51,7 @@ export const statusCommand: CliCommand = {
     const target = await context.target();
     const now = io.now();
     const progress = new Progress(io.stderr, 'status');
+    const ds = target.store.kind === 'dolphinscheduler' ? target.store : undefined;
     const [registry, mirror, locks, pending, depths] = await Promise.all([
       listRegistry({
         zookeeper: target.zookeeper,
@@ -52,26 +61,33 @@ export const statusCommand: CliCommand = {
       }),
       readMirror(target.dynamodb, target.tables.servers),
       readLocks(target.dynamodb, target.tables.locks, now),
-      readPendingCommands(target.dynamodb, target.tables.commands),
+      ds === undefined ? readPendingCommands(target.dynamodb, target.tables.commands) : undefined,
       Promise.all(
         (['failover', 'failoverDlq', 'commands', 'commandsDlq'] as const).map(
           async (q) => [q, await queueDepth(target.sqs, target.queues[q])] as const,
         ),
       ),
     ]);
-    let work: WorkByHost | undefined;
-    if (options.get('no-work') === undefined) {
-      work = await scanWork(target.dynamodb, target.tables, (n) => progress.update(`${n} items scanned`));
-      progress.done(
-        `scanned ${work.itemsRead} items of ${target.tables.instances} and ${target.tables.tasks}`,
-      );
-    }
     const listed = new Map(registry.servers.map((s) => [`${s.nodeType}/${s.host}`, s]));
     const isLive = (nodeType: string, host: string): boolean | null => {
       if (registry.status === 'listed') return listed.has(`${nodeType}/${host}`);
       const row = mirror.find((r) => r.id === `${nodeType}/${host}`);
       return row === undefined ? null : row.alive;
     };
+    let work: WorkByHost | undefined;
+    let dsParts: DsStatusParts | undefined;
+    if (ds !== undefined) {
+      dsParts = await readDsStatus(target, ds, {
+        scanWork: options.get('no-work') === undefined,
+        digest: io.env.ZK_DIGEST,
+        isLive: async (host) => isLive('master', host),
+      });
+    } else if (options.get('no-work') === undefined) {
+      work = await scanWork(target.dynamodb, target.tables, (n) => progress.update(`${n} items scanned`));
+      progress.done(
+        `scanned ${work.itemsRead} items of ${target.tables.instances} and ${target.tables.tasks}`,
+      );
+    }
     const dead = mirror
       .filter((r) => !r.alive || (registry.status === 'listed' && !listed.has(r.id)))
       .map((r) => ({
@@ -95,6 +111,17 @@ export const statusCommand: CliCommand = {
         description: target.description,
         tables: target.tables,
         queues: target.queues,
+        store:
+          ds === undefined
+            ? { kind: 'dynamodb' as const }
+            : {
+                kind: ds.kind,
+                dialect: ds.dialect,
+                database: ds.location,
+                timeZone: ds.timeZone,
+                version: ds.version,
+                source: ds.source,
+              },
       },
       registry: {
         status: registry.status,
@@ -121,24 +148,37 @@ export const statusCommand: CliCommand = {
       })),
       dead,
       work:
-        work === undefined
-          ? null
-          : {
-              instances: hosts(work.instances, 'master'),
-              unownedInstances: work.instances.get('') ?? 0,
-              tasks: hosts(work.tasks, 'worker'),
-              needFaultTolerance: Object.fromEntries(work.needFaultTolerance),
-              itemsScanned: work.itemsRead,
-            },
+        dsParts !== undefined
+          ? dsParts.work
+          : work === undefined
+            ? null
+            : {
+                instances: hosts(work.instances, 'master'),
+                unownedInstances: work.instances.get('') ?? 0,
+                tasks: hosts(work.tasks, 'worker'),
+                needFaultTolerance: Object.fromEntries(work.needFaultTolerance),
+                itemsScanned: work.itemsRead,
+              },
       locks,
-      pendingCommands: pending,
+      ...(pending === undefined ? {} : { pendingCommands: pending }),
+      ...(dsParts === undefined
+        ? {}
+        : { commands: dsParts.commands, dolphinSchedulerLocks: dsParts.dolphinSchedulerLocks }),
       queues: Object.fromEntries(depths) as Record<string, QueueDepth>,
     };
     if (context.json) {
       context.print('', result);
       return 0;
     }
-    const out: string[] = [`zk-failover status: ${target.description}`, ''];
+    const out: string[] = [
+      `zk-failover status: ${target.description}`,
+      ...(ds === undefined
+        ? []
+        : [
+            `store: DolphinScheduler ${ds.version} database (${ds.dialect}) ${ds.location}, times in ${ds.timeZone} (from ${ds.source})`,
+          ]),
+      '',
+    ];
     const more = (n: number) => (n > limit ? [`  ... ${n - limit} more (--limit)`] : []);
     out.push(
       `REGISTRY (ZooKeeper ${target.zookeeper ?? 'not given'}, ${target.layout} at ${target.registryRoot}): ${
@@ -186,10 +226,17 @@ export const statusCommand: CliCommand = {
       );
     }
     out.push('');
-    if (result.work === null) {
+    if (dsParts !== undefined && ds !== undefined) {
+      out.push(...renderDsStatus(dsParts, ds, limit, now));
+    } else if (work === undefined) {
       out.push('EXECUTING WORK: not scanned (--no-work)');
     } else {
-      const w = result.work;
+      const w = {
+        instances: hosts(work.instances, 'master'),
+        unownedInstances: work.instances.get('') ?? 0,
+        tasks: hosts(work.tasks, 'worker'),
+        needFaultTolerance: Object.fromEntries(work.needFaultTolerance),
+      };
       const liveCell = (live: boolean | null) =>
         live === null ? 'unknown' : live ? 'live' : 'NOT LIVE (orphan)';
       out.push(
@@ -244,19 +291,21 @@ export const statusCommand: CliCommand = {
         ...more(locks.length),
       );
     }
-    out.push(
-      '',
-      `PENDING COMMANDS (written, not yet on the queue): ${pending.count}${
-        pending.oldestCreatedAt === undefined ? '' : `, oldest ${relative(pending.oldestCreatedAt, now)}`
-      }${pending.malformed > 0 ? `, ${pending.malformed} malformed` : ''}`,
-    );
-    if (pending.count > 0) {
+    if (pending !== undefined) {
       out.push(
-        table(
-          ['failed host', 'pending'],
-          Object.entries(pending.byHost).map(([h, n]) => [h, String(n)]),
-        ),
+        '',
+        `PENDING COMMANDS (written, not yet on the queue): ${pending.count}${
+          pending.oldestCreatedAt === undefined ? '' : `, oldest ${relative(pending.oldestCreatedAt, now)}`
+        }${pending.malformed > 0 ? `, ${pending.malformed} malformed` : ''}`,
       );
+      if (pending.count > 0) {
+        out.push(
+          table(
+            ['failed host', 'pending'],
+            Object.entries(pending.byHost).map(([h, n]) => [h, String(n)]),
+          ),
+        );
+      }
     }
     out.push(
       '',

@@ -1,8 +1,8 @@
 // `zkf sweep [--discover]`: runs the sweep (lib/sweep/sweep.ts, the code of the sweep function) from here,
 // when this machine reaches ZooKeeper (always locally; in AWS with --zookeeper, e.g. from a bastion in the
 // VPC). Without a connect string in AWS it does not pretend: it prints the `aws lambda invoke` command
-// that runs the deployed sweep (invoking Lambda needs @aws-sdk/client-lambda, which this project does not
-// ship).
+// that runs the deployed sweep (zkf reads a function's configuration, never invokes one: operators keep
+// lambda:InvokeFunction to themselves).
 import { silentLog } from '../../observability.ts';
 import { SqsCommandQueue } from '../../queue/commands.ts';
 import { SqsFailoverRequestQueue } from '../../queue/failover-requests.ts';
@@ -11,9 +11,13 @@ import { registryFromConfig } from '../../registry/registry-config.ts';
 import type { RegistryLogger } from '../../registry/zk-client.ts';
 import { DynamoCommandStore } from '../../store/dynamodb/commands.ts';
 import { DynamoExecutingWork } from '../../store/dynamodb/executing-work.ts';
+import { DynamoLockStore } from '../../store/dynamodb/locks.ts';
+import { DynamoRepairLedger } from '../../store/dynamodb/repair-ledger.ts';
 import { DynamoServerStore } from '../../store/dynamodb/servers.ts';
-import { runSweep } from '../../sweep/sweep.ts';
-import { intOption } from '../args.ts';
+import { dolphinSchedulerSweepParts } from '../../stores.ts';
+import type { RepairSummary } from '../../sweep/repair-unowned.ts';
+import { runSweep, type SweepDeps } from '../../sweep/sweep.ts';
+import { intOption, UsageError } from '../args.ts';
 import type { CliCommand } from '../command.ts';
 
 /** The sweep function's own grace for commands a failover run may still be sending (functions/sweep). */
@@ -38,7 +42,7 @@ export function lambdaInvokeCommand(
 export const sweepCommand: CliCommand = {
   words: ['sweep'],
   summary: 'run the sweep now (orphans, mirror repair, outbox); --discover for a full discovery pass',
-  synopsis: '[--discover] [--timeout S]',
+  synopsis: '[--discover] [--timeout S] [--repair-grace S]',
   description: `Runs the sweep's own code (lib/sweep/sweep.ts) from this machine against the target: re-sends
 commands written more than 60 s ago and never enqueued, lists the registry, repairs the servers mirror, and
 requests the failover of every host with executing work that is not live (F6). --discover also scans the
@@ -48,10 +52,22 @@ or for work written before the mirror existed); it is checkpointed and resumes i
 
 It needs ZooKeeper: locally the READY line gives it; in AWS pass --zookeeper (from a machine inside the
 VPC; ZK_DIGEST=user:password for digest auth). Without it, in AWS, zkf prints the \`aws lambda invoke\`
-command that runs the deployed sweep function with {"discover": true} instead, and runs nothing.`,
+command that runs the deployed sweep function with {"discover": true} instead, and runs nothing.
+
+On DolphinScheduler's database it runs that store's sweep (DESIGN D5): one pass over the executing
+instances lists their hosts (every sweep: --discover adds nothing), a failover request for each host that
+is not registered (exact match, 'NULL' excluded), and the repairs under the repair lock: an executing
+instance with SQL NULL host gets 'NULL' and its recovery command at once, one with host 'NULL' and no command
+gets its command once the sweep has seen it so for --repair-grace seconds (default: the stage's
+DS_REPAIR_GRACE_MS, 600 s). Each repair is checked and written in one transaction that locks the row.`,
   options: [
     { name: 'discover', description: 'start (or finish) a full discovery pass' },
     { name: 'timeout', value: 'S', description: 'time budget in seconds (default 60)' },
+    {
+      name: 'repair-grace',
+      value: 'S',
+      description: "DolphinScheduler store: seconds a 'NULL' host without command waits for its repair",
+    },
   ],
   async run(context) {
     const { options, io } = context;
@@ -90,20 +106,29 @@ command that runs the deployed sweep function with {"discover": true} instead, a
       },
       logger,
     );
-    const commands = new DynamoCommandStore(target.dynamodb, target.tables.commands);
-    const commandQueue = new SqsCommandQueue(target.sqs, target.queues.commands);
-    context.note(`sweep: running${discover ? ' with discovery' : ''} against ${target.description} ...`);
-    const started = Date.now();
-    const summary = await runSweep(
-      {
-        ...registry,
-        store: new DynamoServerStore(target.dynamodb, target.tables.servers),
-        queue: new SqsFailoverRequestQueue(target.sqs, target.queues.failover),
+    const ds = target.store.kind === 'dolphinscheduler' ? target.store : undefined;
+    const graceS = intOption(
+      options,
+      'repair-grace',
+      Math.round((ds?.repairGraceMs ?? 600_000) / 1000),
+      { min: 1, max: 86_400 * 30 },
+      'sweep',
+    );
+    if (ds === undefined && options.has('repair-grace')) {
+      throw new UsageError(
+        "--repair-grace is for DolphinScheduler's database (--store postgresql|mysql)",
+        'sweep',
+      );
+    }
+    let storeParts: Pick<SweepDeps, 'work' | 'resendPendingCommands' | 'repairUnowned'>;
+    if (ds === undefined) {
+      const commands = new DynamoCommandStore(target.dynamodb, target.tables.commands);
+      const commandQueue = new SqsCommandQueue(target.sqs, target.queues.commands);
+      storeParts = {
         work: new DynamoExecutingWork(target.dynamodb, {
           instancesTable: target.tables.instances,
           tasksTable: target.tables.tasks,
         }),
-        logger,
         resendPendingCommands: () =>
           resendPendingCommands({
             commands,
@@ -112,17 +137,58 @@ command that runs the deployed sweep function with {"discover": true} instead, a
             olderThanMs: OUTBOX_GRACE_MS,
             log: silentLog,
           }),
+      };
+    } else {
+      // The sweep function's own wiring on this store (lib/stores.ts).
+      storeParts = dolphinSchedulerSweepParts({
+        database: ds.database,
+        timeZone: ds.timeZone,
+        ledger: new DynamoRepairLedger(target.dynamodb, target.tables.servers),
+        locks: new DynamoLockStore(target.dynamodb, target.tables.locks),
+        graceMs: graceS * 1000,
+      });
+      if (discover) {
+        context.note(
+          "sweep: on DolphinScheduler's database every sweep lists all executing hosts: --discover adds nothing",
+        );
+      }
+    }
+    context.note(`sweep: running${discover ? ' with discovery' : ''} against ${target.description} ...`);
+    const started = Date.now();
+    const summary = await runSweep(
+      {
+        ...registry,
+        store: new DynamoServerStore(target.dynamodb, target.tables.servers),
+        queue: new SqsFailoverRequestQueue(target.sqs, target.queues.failover),
+        ...storeParts,
+        logger,
       },
       { endAt: Date.now() + timeoutS * 1000, discover },
     );
     const orphans = summary.orphans.map((o) => `${o.nodeType} ${o.host} (${o.via})`);
+    const repairs = summary.repairs as RepairSummary | undefined;
     context.print(
       [
         `sweep done in ${Date.now() - started} ms: registry ${summary.registry} (${summary.liveServers} live servers)`,
         `  orphan hosts, failover requested: ${orphans.length === 0 ? 'none' : orphans.join(', ')}`,
         `  removals relayed by the mirror repair: ${summary.removalsRelayed}`,
-        `  probes: ${summary.probes} (${summary.probesUnfinished} unfinished), discovery: ${summary.discovery}`,
-        `  outbox: ${JSON.stringify(summary.commands ?? null)}`,
+        ...(ds === undefined
+          ? [
+              `  probes: ${summary.probes} (${summary.probesUnfinished} unfinished), discovery: ${summary.discovery}`,
+              `  outbox: ${JSON.stringify(summary.commands ?? null)}`,
+            ]
+          : [
+              `  executing hosts: one pass over t_ds_process_instance, ${summary.scan?.durationMs ?? '?'} ms (${summary.scan?.executingItems ?? '?'} executing instances, ${summary.scan?.hosts ?? '?'} hosts)`,
+              repairs === undefined
+                ? '  repairs: not run'
+                : repairs.status === 'lock-held'
+                  ? '  repairs: skipped, another sweep holds the repair lock'
+                  : `  repairs: ${repairs.sqlNullHosts} SQL NULL hosts, ${repairs.withoutCommand} 'NULL' hosts without a command (${repairs.waiting} within the ${graceS} s grace); ${repairs.repaired.length} recovery commands written${
+                      repairs.repaired.length > 0
+                        ? ` (${repairs.repaired.map((r) => `instance ${r.itemId} -> command ${r.commandId}`).join(', ')})`
+                        : ''
+                    }`,
+            ]),
       ].join('\n'),
       { ran: true, summary },
     );
