@@ -91,6 +91,11 @@ export const settings = {
    * its recovery command once it has been seen so for this long (DESIGN D5, DolphinScheduler #13355).
    */
   DS_REPAIR_GRACE_MS: positiveInt.default(600_000),
+  /**
+   * Instances per database transaction on DolphinScheduler's database (FAILOVER_BATCH_SIZE's 49 is a
+   * DynamoDB limit; a database takes larger batches, and each costs a few statements).
+   */
+  DS_BATCH_SIZE: z.coerce.number().int().min(1).max(1_000).default(200),
   /** Connections per container to DolphinScheduler's database. */
   DS_POOL_MAX: z.coerce.number().int().min(1).max(32).default(5),
   /**
@@ -119,6 +124,7 @@ export const dolphinSchedulerSettings = [
   'DS_SCAN_SPAN',
   'DS_POOL_MAX',
   'DS_REPAIR_GRACE_MS',
+  'DS_BATCH_SIZE',
 ] as const;
 
 export interface DolphinSchedulerConfig {
@@ -130,6 +136,7 @@ export interface DolphinSchedulerConfig {
   scanSpan: number;
   poolMax: number;
   repairGraceMs: number;
+  batchSize: number;
 }
 
 /** The DolphinScheduler store's settings, with the rules no single variable can state. Throws ConfigError. */
@@ -146,6 +153,7 @@ export function loadDolphinSchedulerConfig(env: NodeJS.ProcessEnv = process.env)
     scanSpan: c.DS_SCAN_SPAN,
     poolMax: c.DS_POOL_MAX,
     repairGraceMs: c.DS_REPAIR_GRACE_MS,
+    batchSize: c.DS_BATCH_SIZE,
   };
   if (c.DS_DATABASE_URL !== undefined) {
     const scheme = c.DS_DATABASE_URL.slice(0, c.DS_DATABASE_URL.indexOf(':'));

@@ -45,9 +45,12 @@ const metrics = new Metrics();
 const dynamodb = dynamoDbClient();
 const sqs = sqsClient();
 
-/** The store the configuration names (STORE), wired once per container. */
+/** DolphinScheduler's database settings, when it is the store (STORE=dolphinscheduler). */
+const ds = config.STORE === 'dolphinscheduler' ? loadDolphinSchedulerConfig() : undefined;
+
+/** The store the configuration names, wired once per container. */
 function storePorts(): FailoverStorePorts {
-  if (config.STORE === 'dynamodb') {
+  if (ds === undefined) {
     return dynamoFailoverPorts(
       { dynamodb, sqs },
       {
@@ -60,7 +63,6 @@ function storePorts(): FailoverStorePorts {
       logger,
     );
   }
-  const ds = loadDolphinSchedulerConfig();
   const registryLog = registryLogger(logger);
   const registry = registryFromConfig(loadConfig(registrySettings), registryLog);
   const secrets = awsSecretSources();
@@ -86,7 +88,7 @@ const deps: BatchDeps = {
     log: logger,
     settings: {
       leaseMs: config.LOCK_LEASE_MS,
-      batchSize: config.FAILOVER_BATCH_SIZE,
+      batchSize: ds?.batchSize ?? config.FAILOVER_BATCH_SIZE,
       concurrency: config.FAILOVER_CONCURRENCY,
     },
   },

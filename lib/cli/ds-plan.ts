@@ -32,8 +32,8 @@ import { skipRules } from './skip-rules.ts';
 import type { DsStoreTarget } from './store-target.ts';
 import type { Target } from './target.ts';
 
-/** The failover function's page size (FAILOVER_BATCH_SIZE x FAILOVER_CONCURRENCY defaults: 49 x 4). */
-const PAGE_SIZE = 196;
+/** The failover function's page size on this store (DS_BATCH_SIZE x FAILOVER_CONCURRENCY defaults: 200 x 4). */
+const PAGE_SIZE = 800;
 
 /** `start_time` and `update_time` of a command row: the time of the write, unknown before it. */
 export const WRITE_TIME = '<time of the write>';

@@ -1,5 +1,5 @@
 // A loopback TCP proxy in front of a local database server: it adds a network round trip to every
-// exchange (half of `roundTripMs` each way, order kept), counts what crosses it, and can cut every open
+// exchange (`roundTripMs` on the way to the server, order kept), counts what crosses it, and can cut every open
 // connection at once (a network failure or a server-side kill, as the client sees it). The benchmark uses
 // it for a database across an availability zone; the chaos suite for dropped connections. Development,
 // benchmarks and tests only; it listens on 127.0.0.1.
@@ -54,31 +54,42 @@ export async function startTcpProxy(options: TcpProxyOptions): Promise<TcpProxy>
     upstream.on('error', closeBoth);
     client.on('close', closeBoth);
     upstream.on('close', closeBoth);
-    relay(client, upstream, (bytes) => {
-      counts.clientChunks += 1;
-      counts.clientBytes += bytes;
-    });
-    relay(upstream, client, (bytes) => {
-      counts.serverChunks += 1;
-      counts.serverBytes += bytes;
-    });
+    relay(
+      client,
+      upstream,
+      (bytes) => {
+        counts.clientChunks += 1;
+        counts.clientBytes += bytes;
+      },
+      true,
+    );
+    relay(
+      upstream,
+      client,
+      (bytes) => {
+        counts.serverChunks += 1;
+        counts.serverBytes += bytes;
+      },
+      false,
+    );
   });
-  // Each direction is delayed by half the round trip; equal delays fire in order, so the stream stays intact.
-  const relay = (from: Socket, to: Socket, count: (bytes: number) => void) => {
+  // The whole round trip is added on the way to the server (a timer per direction would round each half up
+  // to a millisecond); equal delays fire in order, so the stream stays intact.
+  const relay = (from: Socket, to: Socket, count: (bytes: number) => void, delayed: boolean) => {
     from.on('data', (chunk: Buffer) => {
       count(chunk.length);
-      const oneWay = proxy.roundTripMs / 2;
-      if (oneWay <= 0) {
+      const delay = delayed ? proxy.roundTripMs : 0;
+      if (delay <= 0) {
         if (!to.destroyed) to.write(chunk);
         return;
       }
       setTimeout(() => {
         if (!to.destroyed) to.write(chunk);
-      }, oneWay);
+      }, delay);
     });
     from.on('end', () => {
-      const oneWay = proxy.roundTripMs / 2;
-      setTimeout(() => to.end(), Math.max(0, oneWay));
+      const delay = delayed ? proxy.roundTripMs : 0;
+      setTimeout(() => to.end(), Math.max(0, delay));
     });
   };
   await new Promise<void>((resolve, reject) => {

@@ -134,7 +134,7 @@ export function defineDsFailoverTests(dialect: Dialect): void {
     journal = new DynamoRunJournal(stack.clients.dynamodb, stack.info.tables.commands);
     runtime = startLocalRuntime(stack, {
       functions: ['failover'],
-      env: { failover: { LOCK_LEASE_MS: '3000', ZK_SESSION_TIMEOUT_MS: '2000', FAILOVER_BATCH_SIZE: '10' } },
+      env: { failover: { LOCK_LEASE_MS: '3000', ZK_SESSION_TIMEOUT_MS: '2000', DS_BATCH_SIZE: '10' } },
       sqsConcurrency: 2,
       onLog: (_fn, line) => {
         try {
@@ -546,7 +546,7 @@ export function defineDsFailoverTests(dialect: Dialect): void {
               ZKF_FAILPOINTS: `after-transaction=${k}:exit`,
               LOCK_LEASE_MS: '1000',
               ZK_SESSION_TIMEOUT_MS: '2000',
-              FAILOVER_BATCH_SIZE: '10',
+              DS_BATCH_SIZE: '10',
               FAILOVER_CONCURRENCY: '2',
             },
           },
@@ -602,7 +602,7 @@ export function defineDsFailoverTests(dialect: Dialect): void {
             // An invocation killed at its timeout (a loaded machine) leaves its lease: a short one.
             LOCK_LEASE_MS: '2000',
             DEADLINE_MARGIN_MS: '3900',
-            FAILOVER_BATCH_SIZE: '20',
+            DS_BATCH_SIZE: '20',
             FAILOVER_CONCURRENCY: '4',
             DS_SCAN_SPAN: '1500',
             ZK_SESSION_TIMEOUT_MS: '2000',

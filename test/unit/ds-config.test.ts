@@ -214,6 +214,7 @@ describe('loadDolphinSchedulerConfig', () => {
       scanSpan: 50_000,
       poolMax: 5,
       repairGraceMs: 600_000,
+      batchSize: 200,
     });
   });
 
@@ -226,6 +227,7 @@ describe('loadDolphinSchedulerConfig', () => {
       DS_SCAN_SPAN: '10000',
       DS_POOL_MAX: '8',
       DS_REPAIR_GRACE_MS: '30000',
+      DS_BATCH_SIZE: '500',
     });
 
     expect(config).toEqual({
@@ -235,6 +237,7 @@ describe('loadDolphinSchedulerConfig', () => {
       scanSpan: 10_000,
       poolMax: 8,
       repairGraceMs: 30_000,
+      batchSize: 500,
     });
   });
 
@@ -312,6 +315,7 @@ describe('loadDolphinSchedulerConfig', () => {
     ],
     ['DS_SCAN_SPAN is 0', { DS_TIME_ZONE: 'UTC', DS_DATABASE_URL: url, DS_SCAN_SPAN: '0' }, /DS_SCAN_SPAN: /],
     ['DS_POOL_MAX is 33', { DS_TIME_ZONE: 'UTC', DS_DATABASE_URL: url, DS_POOL_MAX: '33' }, /DS_POOL_MAX: /],
+    ['DS_BATCH_SIZE is 1001', { DS_TIME_ZONE: 'UTC', DS_DATABASE_URL: url, DS_BATCH_SIZE: '1001' }, /DS_BATCH_SIZE: /],
   ])('refuses a configuration where %s, naming the variable', (_what, env, message) => {
     expect(() => loadDolphinSchedulerConfig(env)).toThrow(ConfigError);
     expect(() => loadDolphinSchedulerConfig(env)).toThrow(message);

@@ -14,8 +14,12 @@ export class InvalidWallTimeError extends Error {
 const wallTimePattern = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?$/;
 
 /** A validated IANA time zone (throws RangeError for an unknown one). */
+/** Wall-clock minutes whose offset a clock keeps (a few MB at most). */
+const MAX_CACHED_MINUTES = 50_000;
+
 export class WallClock {
   readonly #format: Intl.DateTimeFormat;
+  readonly #offsets = new Map<number, number>();
 
   constructor(readonly timeZone: string) {
     this.#format = new Intl.DateTimeFormat('en-US', {
@@ -53,6 +57,20 @@ export class WallClock {
     const ms = Math.floor(Number(`0.${match[7] ?? '0'}`) * 1000);
     const asUtc = utcOf(year, month, day, hour, minute, second, ms);
     if (asUtc === undefined) throw new InvalidWallTimeError(`not a wall-clock time: ${JSON.stringify(text)}`);
+    // Offsets change on whole minutes: every wall time of one minute reads with the same offset, so it is
+    // worked out once per minute (a page of rows mostly shares a few minutes).
+    const wallMinute = asUtc - second * 1000 - ms;
+    let offset = this.#offsets.get(wallMinute);
+    if (offset === undefined) {
+      offset = this.#offsetOfWallMinute(wallMinute);
+      if (this.#offsets.size >= MAX_CACHED_MINUTES) this.#offsets.clear();
+      this.#offsets.set(wallMinute, offset);
+    }
+    return asUtc - offset;
+  }
+
+  /** The offset a wall-clock minute (given as if it were UTC) reads with; the later instant in a fold. */
+  #offsetOfWallMinute(asUtc: number): number {
     // The zone's offset is at most a day: try the offsets in force a day either side and keep the latest
     // instant that formats back to the same wall time.
     const candidates = new Set([
@@ -63,10 +81,10 @@ export class WallClock {
     let best: number | undefined;
     for (const offset of candidates) {
       const instant = asUtc - offset;
-      if (this.offsetAt(instant) === offset && (best === undefined || instant > best)) best = instant;
+      if (this.offsetAt(instant) === offset && (best === undefined || offset < best)) best = offset;
     }
     // In a spring-forward gap the wall time never happened: read it with the offset before the gap.
-    return best ?? asUtc - this.offsetAt(asUtc - 86_400_000);
+    return best ?? this.offsetAt(asUtc - 86_400_000);
   }
 
   /** Milliseconds east of UTC in force at an instant. */
