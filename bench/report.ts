@@ -2,6 +2,9 @@
 // charts (detection delay distribution, throughput comparison). No network, no dependencies.
 import { type Cores, describeCores } from './cores.ts';
 import type { DetectionResult } from './detection.ts';
+import { dsCharts, formatDsText } from './dolphinscheduler/report.ts';
+import type { DolphinSchedulerResults } from './dolphinscheduler/run.ts';
+import { escapeHtml, table } from './format.ts';
 import type { ScaleResult } from './scale.ts';
 import type { FloorConfig, ThroughputResult } from './throughput.ts';
 
@@ -51,17 +54,9 @@ export interface BenchResults {
       itemBytes: { instanceAfterUpdate: number; command: number };
     };
   };
+  /** The DolphinScheduler part (issue 16), when it ran. */
+  dolphinscheduler?: DolphinSchedulerResults;
   targets: TargetCheck[];
-}
-
-const pad = (s: string, n: number) => (s.length >= n ? s : s + ' '.repeat(n - s.length));
-const lpad = (s: string, n: number) => (s.length >= n ? s : ' '.repeat(n - s.length) + s);
-
-function table(headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) =>
-    cells.map((c, i) => (i === 0 ? pad(c, widths[i] ?? 0) : lpad(c, widths[i] ?? 0))).join('  ');
-  return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
 /** How the cores were shared, for the heading line. */
@@ -73,117 +68,137 @@ export function formatText(r: BenchResults): string {
   const d = r.detection;
   const parts = [
     `zk-failover benchmark (${r.mode}) — ${r.startedAt}, ${r.durationSeconds} s, commit ${r.commit.slice(0, 10)}${r.dirty ? '+dirty' : ''}, node ${r.node}, ${r.machine.cpus} x ${r.machine.model}${coresNote(r)}`,
-    '',
-    `Detection (${d.relayed}/${d.removals} removals relayed; delay from the raw watch seeing a removal to the request on the failover queue)`,
-    table(
-      ['', 'p50 ms', 'p99 ms', 'max ms'],
-      [
-        ['watcher, after the raw watch', String(d.p50Ms), String(d.p99Ms), String(d.maxMs)],
-        ['raw watch, after the delete call', String(d.rawP50Ms), String(d.rawP99Ms), ''],
-        ['end to end (delete -> queue)', '', String(d.endToEndP99Ms), ''],
-      ],
-    ),
-    '',
-    `Throughput (instances/s; failover function at batch ${r.settings.failoverBatchSize} x ${r.settings.failoverConcurrency}; floor at the best searched batch x concurrency)`,
-    table(
-      [
-        'N',
-        'latency',
-        'function',
-        'floor',
-        'contract floor',
-        'floor cfg',
-        'sequential',
-        'vs floor',
-        'vs contract floor',
-        'vs sequential',
-        'floor vs seq',
-        'DDB cores fn/floor/seq',
-        'DDB CPU µs/inst fn/floor/contract',
-      ],
-      r.throughput.map((t) => [
-        String(t.instances),
-        `${t.latencyMs} ms`,
-        String(t.perSecond),
-        String(t.floorPerSecond),
-        String(t.contractFloorPerSecond),
-        `${t.floorConfig.batchSize}x${t.floorConfig.concurrency}`,
-        String(t.baselinePerSecond),
-        t.vsFloor.toFixed(2),
-        t.vsContractFloor.toFixed(2),
-        `${t.vsBaseline.toFixed(1)}x`,
-        `${t.floorVsBaseline.toFixed(1)}x`,
-        `${t.dynamoCores.function}/${t.dynamoCores.floor}/${t.dynamoCores.baseline}`,
-        `${t.dynamoCpuUsPerInstance.function}/${t.dynamoCpuUsPerInstance.floor}/${t.dynamoCpuUsPerInstance.contractFloor}`,
-      ]),
-    ),
-    '',
-    'Scale (local runtime, SQS event source, continuations)',
-    table(
-      [
-        'instances',
-        'invocations',
-        'seconds',
-        'per s',
-        'duplicates',
-        'missing',
-        'pending',
-        'peak RSS MB',
-        'live heap MB (first, last)',
-      ],
-      [
+  ];
+  // Only the phases that ran (`--only`).
+  if (d.removals > 0) {
+    parts.push(
+      '',
+      `Detection (${d.relayed}/${d.removals} removals relayed; delay from the raw watch seeing a removal to the request on the failover queue)`,
+      table(
+        ['', 'p50 ms', 'p99 ms', 'max ms'],
         [
-          String(r.scale.instances),
-          `${r.scale.invocations} (${r.scale.functionTimeoutMs / 1000} s timeout)`,
-          String(r.scale.seconds),
-          String(r.scale.perSecond),
-          String(r.scale.duplicates),
-          String(r.scale.missing),
-          String(r.scale.check.pending),
-          String(r.scale.peakRssMb),
-          (r.scale.liveHeapAfterInvocationMb ?? []).length === 0
-            ? '-'
-            : `${r.scale.liveHeapAfterInvocationMb[0]}, ${r.scale.liveHeapAfterInvocationMb.at(-1)}`,
+          ['watcher, after the raw watch', String(d.p50Ms), String(d.p99Ms), String(d.maxMs)],
+          ['raw watch, after the delete call', String(d.rawP50Ms), String(d.rawP99Ms), ''],
+          ['end to end (delete -> queue)', '', String(d.endToEndP99Ms), ''],
         ],
-      ],
-    ),
-    '',
-    'Cost per 1,000 instances failed over (DynamoDB capacity rules; counted requests)',
-    table(
-      ['', 'write units', 'DynamoDB requests', 'SQS requests'],
-      [
+      ),
+    );
+  }
+  if (r.throughput.length > 0) {
+    parts.push(
+      '',
+      `Throughput (instances/s; failover function at batch ${r.settings.failoverBatchSize} x ${r.settings.failoverConcurrency}; floor at the best searched batch x concurrency)`,
+      table(
         [
-          'failover function',
-          String(r.cost.writeUnitsPer1000),
-          String(r.cost.dynamodbRequestsPer1000),
-          String(r.cost.sqsRequestsPer1000),
+          'N',
+          'latency',
+          'function',
+          'floor',
+          'contract floor',
+          'floor cfg',
+          'sequential',
+          'vs floor',
+          'vs contract floor',
+          'vs sequential',
+          'floor vs seq',
+          'DDB cores fn/floor/seq',
+          'DDB CPU µs/inst fn/floor/contract',
         ],
-        ['floor (transactions only)', String(r.cost.floorWriteUnitsPer1000), '', ''],
-        ['sequential (no transactions, no outbox)', String(r.cost.baselineWriteUnitsPer1000), '', ''],
-      ],
-    ),
+        r.throughput.map((t) => [
+          String(t.instances),
+          `${t.latencyMs} ms`,
+          String(t.perSecond),
+          String(t.floorPerSecond),
+          String(t.contractFloorPerSecond),
+          `${t.floorConfig.batchSize}x${t.floorConfig.concurrency}`,
+          String(t.baselinePerSecond),
+          t.vsFloor.toFixed(2),
+          t.vsContractFloor.toFixed(2),
+          `${t.vsBaseline.toFixed(1)}x`,
+          `${t.floorVsBaseline.toFixed(1)}x`,
+          `${t.dynamoCores.function}/${t.dynamoCores.floor}/${t.dynamoCores.baseline}`,
+          `${t.dynamoCpuUsPerInstance.function}/${t.dynamoCpuUsPerInstance.floor}/${t.dynamoCpuUsPerInstance.contractFloor}`,
+        ]),
+      ),
+    );
+  }
+  if (r.scale.instances > 0) {
+    parts.push(
+      '',
+      'Scale (local runtime, SQS event source, continuations)',
+      table(
+        [
+          'instances',
+          'invocations',
+          'seconds',
+          'per s',
+          'duplicates',
+          'missing',
+          'pending',
+          'peak RSS MB',
+          'live heap MB (first, last)',
+        ],
+        [
+          [
+            String(r.scale.instances),
+            `${r.scale.invocations} (${r.scale.functionTimeoutMs / 1000} s timeout)`,
+            String(r.scale.seconds),
+            String(r.scale.perSecond),
+            String(r.scale.duplicates),
+            String(r.scale.missing),
+            String(r.scale.check.pending),
+            String(r.scale.peakRssMb),
+            (r.scale.liveHeapAfterInvocationMb ?? []).length === 0
+              ? '-'
+              : `${r.scale.liveHeapAfterInvocationMb[0]}, ${r.scale.liveHeapAfterInvocationMb.at(-1)}`,
+          ],
+        ],
+      ),
+    );
+  }
+  if (r.throughput.length > 0) {
+    parts.push(
+      '',
+      'Cost per 1,000 instances failed over (DynamoDB capacity rules; counted requests)',
+      table(
+        ['', 'write units', 'DynamoDB requests', 'SQS requests'],
+        [
+          [
+            'failover function',
+            String(r.cost.writeUnitsPer1000),
+            String(r.cost.dynamodbRequestsPer1000),
+            String(r.cost.sqsRequestsPer1000),
+          ],
+          ['floor (transactions only)', String(r.cost.floorWriteUnitsPer1000), '', ''],
+          ['sequential (no transactions, no outbox)', String(r.cost.baselineWriteUnitsPer1000), '', ''],
+        ],
+      ),
+    );
+  }
+  if (r.dolphinscheduler !== undefined) parts.push(...formatDsText(r.dolphinscheduler));
+  parts.push(
     '',
-    'Targets (DESIGN.md section 8)',
+    'Targets (DESIGN.md section 8; DS: issue 16)',
     table(
       ['target', 'wanted', 'measured', '', ''],
       r.targets.map((t) => [t.name, t.target, t.value, t.holds ? 'holds' : 'MISSED', t.note ?? '']),
     ),
-  ];
+  );
   return `${parts.join('\n')}\n`;
 }
 
-const escapeHtml = (s: string) =>
-  s.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;');
-
 /** Cumulative distribution of the detection delays (and of the raw watch's own delay). */
-function detectionChart(d: BenchResults['detection']): string {
+export function detectionChart(
+  d: { samples?: ReadonlyArray<{ rawMs: number; detectionMs: number }> },
+  label = 'watcher request on the queue, after the raw watch',
+): string {
   const width = 640;
   const height = 300;
   const m = { left: 50, right: 20, top: 20, bottom: 40 };
   const samples = d.samples ?? [];
   const series = [
     {
-      name: 'watcher request on the queue, after the raw watch',
+      name: label,
       color: '#1f77b4',
       values: samples.map((s) => s.detectionMs),
     },
@@ -253,11 +268,15 @@ export function formatHtml(r: BenchResults): string {
 </head><body>
 <h1>zk-failover benchmark (${r.mode})</h1>
 <p>${escapeHtml(r.startedAt)} · commit <code>${escapeHtml(r.commit)}</code>${r.dirty ? ' (with uncommitted changes)' : ''} · Node ${escapeHtml(r.node)} · ${r.machine.cpus} × ${escapeHtml(r.machine.model)}, ${r.machine.memoryGb} GB${escapeHtml(coresNote(r))}</p>
-<h2>Detection delay</h2>
+${
+  r.detection.removals > 0
+    ? `<h2>Detection delay</h2>
 <p>Cumulative distribution over ${r.detection.relayed} removals: p50 ${r.detection.p50Ms} ms, p99 ${r.detection.p99Ms} ms after the raw watch (raw watch p99 ${r.detection.rawP99Ms} ms after the delete call).</p>
-${detectionChart(r.detection)}
-<h2>Throughput</h2>
-${throughputChart(r.throughput)}
+${detectionChart(r.detection)}`
+    : ''
+}
+${r.throughput.length > 0 ? `<h2>Throughput</h2>\n${throughputChart(r.throughput)}` : ''}
+${r.dolphinscheduler === undefined ? '' : dsCharts(r.dolphinscheduler)}
 <h2>All figures</h2>
 <pre>${escapeHtml(formatText(r))}</pre>
 </body></html>

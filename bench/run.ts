@@ -1,8 +1,9 @@
 // The benchmark (DESIGN.md section 8, issue 6): one local stack, then detection, throughput (plain and with
-// a simulated 10 ms service round trip), scale and the cost model. Prints a table, writes
+// a simulated 10 ms service round trip), scale and the cost model; then the same questions on
+// DolphinScheduler's own database (issue 16, bench/dolphinscheduler/). Prints a table, writes
 // bench/results/latest.json and latest.html.
 //
-//   node --import tsx bench/run.ts [--quick] [--out DIR] [--only detection,throughput,scale]
+//   node --import tsx bench/run.ts [--quick] [--out DIR] [--only detection,throughput,scale,dolphinscheduler]
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -21,6 +22,13 @@ import { marshalFlat } from '../lib/store/dynamodb/attributes.ts';
 import { commandItem, outboxId, outboxItem } from '../lib/store/dynamodb/commands.ts';
 import { type Cores, describeCores, separateServiceCores } from './cores.ts';
 import { type DetectionResult, measureDetection } from './detection.ts';
+import {
+  type DolphinSchedulerResults,
+  dsPlans,
+  evaluateDsTargets,
+  runDolphinSchedulerBench,
+  type Stopper,
+} from './dolphinscheduler/run.ts';
 import { type BenchResults, formatHtml, formatText, type TargetCheck } from './report.ts';
 import { measureScale, type ScaleResult } from './scale.ts';
 import { instanceItem } from './seed.ts';
@@ -68,7 +76,8 @@ const plans: Record<'full' | 'quick', Plan> = {
   },
 };
 
-type Phase = 'detection' | 'throughput' | 'scale';
+type Phase = 'detection' | 'throughput' | 'scale' | 'dolphinscheduler';
+const phaseNames: readonly Phase[] = ['detection', 'throughput', 'scale', 'dolphinscheduler'];
 
 function git(args: string[]): string {
   try {
@@ -180,6 +189,7 @@ function evaluateTargets(results: Omit<BenchResults, 'targets'>): TargetCheck[] 
     });
   }
   const s = results.scale;
+  if (results.dolphinscheduler !== undefined) checks.push(...evaluateDsTargets(results.dolphinscheduler));
   if (s.instances > 0) {
     checks.push({
       name: `scale ${s.instances}: duplicates / missing`,
@@ -228,10 +238,15 @@ export async function runBench(options: {
   sizes?: number[];
   /** Leave DynamoDB Local's threads free to run on every core, next to the clients (see bench/cores.ts). */
   sharedCores?: boolean;
+  /** The DolphinScheduler part on these dialects only (default both). */
+  dialects?: Array<'postgresql' | 'mysql'>;
 }): Promise<BenchResults> {
   const mode = options.quick ? 'quick' : 'full';
   const plan = { ...plans[mode], ...(options.sizes ? { sizes: options.sizes } : {}) };
-  const phases = new Set<Phase>(options.only ?? ['detection', 'throughput', 'scale']);
+  const dsPlan = { ...dsPlans[mode], ...(options.dialects ? { dialects: options.dialects } : {}) };
+  const unknown = (options.only ?? []).filter((p) => !phaseNames.includes(p));
+  if (unknown.length > 0) throw new Error(`unknown phase ${unknown.join(', ')} (${phaseNames.join(', ')})`);
+  const phases = new Set<Phase>(options.only ?? phaseNames);
   const startedAt = new Date();
   const t0 = performance.now();
   // The function's defaults, unless the bench's own environment sets them (to compare settings).
@@ -273,8 +288,10 @@ export async function runBench(options: {
   const proxiedDynamoDb = withoutRequestLogging(new DynamoDBClient(clientOptions(ddbProxy.endpoint)));
   const proxiedSqs = withoutRequestLogging(new SQSClient(clientOptions(sqsProxy.endpoint)));
   let stopped: Promise<void> | undefined;
+  let dsStopper: Stopper | undefined;
   const stopEverything = () => {
     stopped ??= (async () => {
+      await dsStopper?.stop().catch(() => undefined);
       await Promise.allSettled(runtimes.map((r) => r.stop()));
       for (const client of [directDynamoDb, directSqs, proxiedDynamoDb, proxiedSqs]) client.destroy();
       await Promise.allSettled([ddbProxy.stop(), sqsProxy.stop()]);
@@ -287,6 +304,7 @@ export async function runBench(options: {
   const throughput: ThroughputResult[] = [];
   const floorSearch: BenchResults['floorSearch'] = [];
   let scale: ScaleResult | undefined;
+  let dolphinscheduler: DolphinSchedulerResults | undefined;
   let costCounts: { counts: ProxyCounts; instances: number } | undefined;
   try {
     if (phases.has('detection')) {
@@ -367,6 +385,15 @@ export async function runBench(options: {
       note(
         `scale: ${scale.seconds} s, ${scale.invocations} invocations, duplicates ${scale.duplicates}, missing ${scale.missing}, peak RSS ${scale.peakRssMb} MB`,
       );
+    }
+    if (phases.has('dolphinscheduler')) {
+      dolphinscheduler = await runDolphinSchedulerBench(stack, {
+        plan: dsPlan,
+        cores,
+        onStarted: (stopper) => {
+          dsStopper = stopper;
+        },
+      });
     }
   } finally {
     await stopEverything();
@@ -453,6 +480,7 @@ export async function runBench(options: {
         itemBytes: bytes,
       },
     },
+    ...(dolphinscheduler ? { dolphinscheduler } : {}),
   };
   const results: BenchResults = { ...partial, targets: evaluateTargets(partial) };
   mkdirSync(options.outDir, { recursive: true });
@@ -476,6 +504,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       latencies: { type: 'string' },
       sizes: { type: 'string' },
       'shared-cores': { type: 'boolean', default: false },
+      dialects: { type: 'string' },
     },
   });
   const only = values.only?.split(',').map((p) => p.trim()) as Phase[] | undefined;
@@ -486,6 +515,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     latencies: values.latencies?.split(',').map(Number),
     sizes: values.sizes?.split(',').map(Number),
     sharedCores: values['shared-cores'] === true,
+    dialects: values.dialects?.split(',').map((d) => d.trim()) as Array<'postgresql' | 'mysql'> | undefined,
   });
   process.stdout.write(formatText(results));
   process.stdout.write(`\nwrote ${join(values.out ?? '', 'latest.json')} and latest.html\n`);

@@ -31,6 +31,49 @@ export interface BenchSummary {
     Figure
   >;
   cost: Record<'writeUnitsPer1000' | 'sqsRequestsPer1000', Figure>;
+  /** The DolphinScheduler part, when the runs have it. */
+  dolphinscheduler?: DsSummary;
+}
+
+export interface DsSummary {
+  throughput: Array<
+    { dialect: string; instances: number; latencyMs: number } & Record<
+      | 'perSecond'
+      | 'dsRoutinePerSecond'
+      | 'floorPerSecond'
+      | 'contractFloorPerSecond'
+      | 'vsDsRoutine'
+      | 'vsFloor'
+      | 'vsContractFloor'
+      | 'measuredRoundTripMs',
+      Figure
+    >
+  >;
+  scale: Array<
+    { dialect: string; indexed: boolean } & Record<
+      | 'seconds'
+      | 'invocations'
+      | 'duplicates'
+      | 'missing'
+      | 'peakRssMb'
+      | 'firstLiveHeapMb'
+      | 'lastLiveHeapMb',
+      Figure
+    >
+  >;
+  detection: Record<'p50Ms' | 'p99Ms' | 'rawP99Ms', Figure>;
+  cost: Array<
+    { dialect: string; who: 'function' | 'dsRoutine' } & Record<
+      'statementsPer1000' | 'roundTripsPer1000' | 'rowsReadPer1000',
+      Figure
+    >
+  >;
+  sweep: Array<
+    { dialect: string; indexed: boolean; moment: string } & Record<
+      'listingMs' | 'listingRowsRead' | 'unownedMs' | 'unownedRowsRead',
+      Figure
+    >
+  >;
 }
 
 const figure = (values: number[], digits = 2): Figure => ({
@@ -92,6 +135,98 @@ export function summarize(files: string[]): BenchSummary {
       writeUnitsPer1000: across((r) => r.cost.writeUnitsPer1000, 1),
       sqsRequestsPer1000: across((r) => r.cost.sqsRequestsPer1000, 1),
     },
+    ...(first.dolphinscheduler === undefined ? {} : { dolphinscheduler: summarizeDs(results) }),
+  };
+}
+
+function summarizeDs(results: BenchResults[]): DsSummary {
+  const parts = results.map((r) => {
+    if (r.dolphinscheduler === undefined) throw new Error('a run has no dolphinscheduler section');
+    return r.dolphinscheduler;
+  });
+  const first = parts[0] as NonNullable<BenchResults['dolphinscheduler']>;
+  /** The row of every run that matches `key`, or an error naming what is missing. */
+  const each = <T>(list: (p: (typeof parts)[number]) => T[], match: (row: T) => boolean, what: string) =>
+    parts.map((p) => {
+      const row = list(p).find(match);
+      if (row === undefined) throw new Error(`a run has no dolphinscheduler ${what}`);
+      return row;
+    });
+  const pick = <T>(rows: T[], f: (row: T) => number, digits = 2) => figure(rows.map(f), digits);
+  return {
+    throughput: first.throughput.map(({ dialect, instances, latencyMs }) => {
+      const rows = each(
+        (p) => p.throughput,
+        (t) => t.dialect === dialect && t.instances === instances && t.latencyMs === latencyMs,
+        `throughput row ${dialect} N=${instances}, ${latencyMs} ms`,
+      );
+      return {
+        dialect,
+        instances,
+        latencyMs,
+        perSecond: pick(rows, (t) => t.perSecond, 0),
+        dsRoutinePerSecond: pick(rows, (t) => t.dsRoutinePerSecond, 1),
+        floorPerSecond: pick(rows, (t) => t.floorPerSecond, 0),
+        contractFloorPerSecond: pick(rows, (t) => t.contractFloorPerSecond, 0),
+        vsDsRoutine: pick(rows, (t) => t.vsDsRoutine, 1),
+        vsFloor: pick(rows, (t) => t.vsFloor),
+        vsContractFloor: pick(rows, (t) => t.vsContractFloor),
+        measuredRoundTripMs: pick(rows, (t) => t.measuredRoundTripMs),
+      };
+    }),
+    scale: first.scale.map(({ dialect, indexed }) => {
+      const rows = each(
+        (p) => p.scale,
+        (x) => x.dialect === dialect && x.indexed === indexed,
+        `scale run ${dialect}${indexed ? ' indexed' : ''}`,
+      );
+      return {
+        dialect,
+        indexed,
+        seconds: pick(rows, (x) => x.seconds, 1),
+        invocations: pick(rows, (x) => x.invocations, 0),
+        duplicates: pick(rows, (x) => x.duplicates, 0),
+        missing: pick(rows, (x) => x.missing, 0),
+        peakRssMb: pick(rows, (x) => x.peakRssMb, 1),
+        firstLiveHeapMb: pick(rows, (x) => x.liveHeapAfterInvocationMb[0] ?? Number.NaN, 1),
+        lastLiveHeapMb: pick(rows, (x) => x.liveHeapAfterInvocationMb.at(-1) ?? Number.NaN, 1),
+      };
+    }),
+    detection: {
+      p50Ms: pick(parts, (p) => p.detection.p50Ms, 1),
+      p99Ms: pick(parts, (p) => p.detection.p99Ms, 1),
+      rawP99Ms: pick(parts, (p) => p.detection.rawP99Ms, 1),
+    },
+    cost: first.cost.flatMap(({ dialect }) => {
+      const rows = each(
+        (p) => p.cost,
+        (c) => c.dialect === dialect,
+        `cost of ${dialect}`,
+      );
+      return (['function', 'dsRoutine'] as const).map((who) => ({
+        dialect,
+        who,
+        statementsPer1000: pick(rows, (c) => c[who].statementsPer1000, 1),
+        roundTripsPer1000: pick(rows, (c) => c[who].roundTripsPer1000, 1),
+        rowsReadPer1000: pick(rows, (c) => c[who].rowsReadPer1000, 0),
+      }));
+    }),
+    sweep: first.sweep.map(({ dialect, indexed, moment }) => {
+      const rows = each(
+        (p) => p.sweep,
+        (w) => w.dialect === dialect && w.indexed === indexed && w.moment === moment,
+        `sweep ${dialect}${indexed ? ' indexed' : ''} ${moment}`,
+      );
+      return {
+        dialect,
+        indexed,
+        moment,
+        listingMs: pick(rows, (w) => w.listing.ms, 1),
+        listingRowsRead: pick(rows, (w) => w.listing.counters.rowsRead, 0),
+        unownedMs: pick(rows, (w) => w.unowned.ms, 1),
+        unownedRowsRead: pick(rows, (w) => w.unowned.counters.rowsRead, 0),
+      };
+    }),
   };
 }
 
@@ -124,6 +259,48 @@ export function formatSummary(s: BenchSummary): string {
     `| write units per 1,000 | ${f(s.cost.writeUnitsPer1000)} |`,
     `| SQS requests per 1,000 | ${f(s.cost.sqsRequestsPer1000)} |`,
   ];
+  const ds = s.dolphinscheduler;
+  if (ds !== undefined) {
+    const dialect = (d: string) => (d === 'postgresql' ? 'PostgreSQL' : 'MariaDB');
+    lines.push(
+      '',
+      "DolphinScheduler's database:",
+      '',
+      "| dialect | N | latency (measured) | function /s | DS's routine /s | floor /s | contract floor /s | vs routine | vs floor | vs contract floor |",
+      '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+      ...ds.throughput.map(
+        (t) =>
+          `| ${dialect(t.dialect)} | ${t.instances} | ${t.latencyMs} ms (+${t.measuredRoundTripMs.median} ms) | ${f(t.perSecond)} | ${f(t.dsRoutinePerSecond)} | ${f(t.floorPerSecond)} | ${f(t.contractFloorPerSecond)} | ${f(t.vsDsRoutine, 'x')} | ${f(t.vsFloor)} | ${f(t.vsContractFloor)} |`,
+      ),
+      '',
+      '| scale | index | seconds | invocations | duplicates / missing | peak RSS | live heap first / last |',
+      '| --- | --- | --- | --- | --- | --- | --- |',
+      ...ds.scale.map(
+        (x) =>
+          `| ${dialect(x.dialect)} | ${x.indexed ? 'yes' : 'no'} | ${f(x.seconds)} | ${f(x.invocations)} | ${f(x.duplicates)} / ${f(x.missing)} | ${f(x.peakRssMb, ' MB')} | ${f(x.firstLiveHeapMb, ' MB')} / ${f(x.lastLiveHeapMb, ' MB')} |`,
+      ),
+      '',
+      '| per 1,000 instances | statements | round trips | rows read |',
+      '| --- | --- | --- | --- |',
+      ...ds.cost.map(
+        (c) =>
+          `| ${dialect(c.dialect)}, ${c.who === 'function' ? 'function' : "DS's routine"} | ${f(c.statementsPer1000)} | ${f(c.roundTripsPer1000)} | ${f(c.rowsReadPer1000)} |`,
+      ),
+      '',
+      '| sweep | index | when | hosts ms | hosts rows read | unowned ms | unowned rows read |',
+      '| --- | --- | --- | --- | --- | --- | --- |',
+      ...ds.sweep.map(
+        (w) =>
+          `| ${dialect(w.dialect)} | ${w.indexed ? 'yes' : 'no'} | ${w.moment} | ${f(w.listingMs)} | ${f(w.listingRowsRead)} | ${f(w.unownedMs)} | ${f(w.unownedRowsRead)} |`,
+      ),
+      '',
+      '| detection to command rows | median (runs) |',
+      '| --- | --- |',
+      `| p50, after the raw watch | ${f(ds.detection.p50Ms, ' ms')} |`,
+      `| p99, after the raw watch | ${f(ds.detection.p99Ms, ' ms')} |`,
+      `| raw watch p99, after the delete | ${f(ds.detection.rawP99Ms, ' ms')} |`,
+    );
+  }
   return lines.join('\n');
 }
 
