@@ -590,9 +590,19 @@ async function commitBatch<T extends { id: string }, M extends CommandMessage>(
   const reasons: string[] = [];
   for (let round = 1; pending.length > 0; round += 1) {
     if (round > MAX_ROUNDS) throw new TransactionRetryError(MAX_ROUNDS, reasons);
-    // Losing the scheduler's lock stops the writes (DESIGN D3): the run fails and its record is retried.
-    context.guard?.assertHeld();
-    const outcome = await target.store.failOver(pending, stamp);
+    // Losing the scheduler's lock stops the writes (DESIGN D3): the run fails and its record is retried. It is
+    // checked again between the batch's writes and its commit: a session lost while the batch waited (a row
+    // lock, a slow database) rolls the batch back, where a master that took the lock meanwhile would write
+    // the same rows again. The ZooKeeper client declares its session lost after two thirds of the session
+    // timeout without the server; the server expires it after the whole timeout: a check that passes leaves
+    // the commit at least a third of it.
+    const guard = context.guard;
+    guard?.assertHeld();
+    const outcome = await target.store.failOver(
+      pending,
+      stamp,
+      guard ? { beforeCommit: () => guard.assertHeld() } : undefined,
+    );
     stats.transactions += 1;
     if (outcome.status === 'committed') {
       await failpoint('after-transaction');

@@ -64,7 +64,19 @@ export interface HostItemStore<T extends { id: string }, M extends CommandMessag
   /** Strongly consistent reads; ids that do not exist are absent from the map. */
   getMany(ids: readonly string[]): Promise<Map<string, T>>;
   /** One transaction: every item updated and its command written, or nothing (see TransactOutcome). */
-  failOver(writes: ReadonlyArray<FailoverWrite<T, M>>, stamp: FenceStamp): Promise<TransactOutcome>;
+  failOver(
+    writes: ReadonlyArray<FailoverWrite<T, M>>,
+    stamp: FenceStamp,
+    options?: WriteOptions,
+  ): Promise<TransactOutcome>;
+}
+
+export interface WriteOptions {
+  /**
+   * Called after the transaction's writes and before its commit, in the transaction: a throw rolls it back
+   * (and is thrown). Stores whose transaction is a single request have no such moment and may ignore it.
+   */
+  beforeCommit?: () => void;
 }
 
 // --- the lease lock ----------------------------------------------------------------------------------

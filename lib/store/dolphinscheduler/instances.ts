@@ -8,6 +8,7 @@ import type {
   HostItemStore,
   Page,
   TransactOutcome,
+  WriteOptions,
 } from '../../failover/ports.ts';
 import type { RecoveryCommand } from '../../messages.ts';
 import { priorityName, workflowStateName } from './codes.ts';
@@ -93,6 +94,7 @@ export class DsInstanceStore implements HostItemStore<DsProcessInstance, Recover
   async failOver(
     writes: ReadonlyArray<FailoverWrite<DsProcessInstance, RecoveryCommand>>,
     stamp: FenceStamp,
+    options: WriteOptions = {},
   ): Promise<TransactOutcome> {
     if (stamp.startedBefore === undefined) {
       // Never reached from the core (a request always carries its observation time); refuse rather than
@@ -109,8 +111,8 @@ export class DsInstanceStore implements HostItemStore<DsProcessInstance, Recover
     try {
       const receipts =
         this.db.dialect === 'postgresql'
-          ? await this.failOverPg(targets, stamp)
-          : await this.failOverMysql(targets, stamp);
+          ? await this.failOverPg(targets, stamp, options)
+          : await this.failOverMysql(targets, stamp, options);
       const written = new Set(receipts.map((r) => r.itemId));
       const notWritten = writes.map((w) => w.item.id).filter((id) => !written.has(id));
       return { status: 'committed', receipts, ...(notWritten.length > 0 ? { notWritten } : {}) };
@@ -127,17 +129,29 @@ export class DsInstanceStore implements HostItemStore<DsProcessInstance, Recover
   }
 
   /** One statement: the update of the rows still matching and a command for each row it changed. */
-  private async failOverPg(targets: readonly FailoverTarget[], stamp: FenceStamp): Promise<CommandReceipt[]> {
+  private async failOverPg(
+    targets: readonly FailoverTarget[],
+    stamp: FenceStamp,
+    options: WriteOptions,
+  ): Promise<CommandReceipt[]> {
     const statement = pgFailoverSql(
       targets,
       stamp.host,
       this.bound(stamp.startedBefore as number),
       this.options.clock.format(stamp.now, 'ms'),
     );
-    const rows = await this.db.query<{ id: number | string; process_instance_id: number | string }>(
-      statement.sql,
-      statement.params,
-    );
+    // In an explicit transaction, so that only the client's COMMIT commits: a lone statement commits by
+    // itself once it ends, even after its connection was lost (a cut while it waited for a row lock) and
+    // this run, taking the loss for a failure, gave DolphinScheduler's lock back; a master that took it
+    // meanwhile would then write the same rows again, unconditionally (docs/chaos.md, "Bugs found").
+    const rows = await this.db.transaction(async (tx) => {
+      const written = await tx.query<{ id: number | string; process_instance_id: number | string }>(
+        statement.sql,
+        statement.params,
+      );
+      options.beforeCommit?.();
+      return written;
+    });
     return rows.map((r) => ({ itemId: String(r.process_instance_id), commandId: String(r.id) }));
   }
 
@@ -145,6 +159,7 @@ export class DsInstanceStore implements HostItemStore<DsProcessInstance, Recover
   private async failOverMysql(
     targets: readonly FailoverTarget[],
     stamp: FenceStamp,
+    options: WriteOptions,
   ): Promise<CommandReceipt[]> {
     const params = new Map(targets.map((t) => [t.id, t.commandParam]));
     const bound = this.bound(stamp.startedBefore as number);
@@ -167,7 +182,9 @@ export class DsInstanceStore implements HostItemStore<DsProcessInstance, Recover
         this.options.clock.format(stamp.now, 's'),
       );
       await tx.query(insert.sql, insert.params);
-      return readReceipts(tx, ids);
+      const receipts = await readReceipts(tx, ids);
+      options.beforeCommit?.();
+      return receipts;
     });
   }
 
