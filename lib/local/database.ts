@@ -92,12 +92,23 @@ export interface LocalDatabase {
   /** Its throw-away directory under the system temp dir (data, socket), removed by `stop()`. */
   readonly dir: string;
   stop(): Promise<void>;
+  /** A clean restart on the same port and data, down for `downMs` (fault tests; see LocalDatabaseServer). */
+  restart(options?: { downMs?: number }): Promise<void>;
 }
 
 /** Starts the real server of the dialect (PostgreSQL, or MariaDB for mysql) on a free loopback port. */
 export async function startLocalDatabase(dialect: Dialect): Promise<LocalDatabase> {
   const server = dialect === 'postgresql' ? await startPostgreSql() : await startMariaDb();
-  return { dialect, url: server.url, pid: server.pid, dir: server.dir, stop: () => server.stop() };
+  return {
+    dialect,
+    url: server.url,
+    get pid() {
+      return server.pid;
+    },
+    dir: server.dir,
+    stop: () => server.stop(),
+    restart: (options) => server.restart(options),
+  };
 }
 
 /** The project's DDL of the DolphinScheduler tables for a dialect (lib/store/dolphinscheduler/schema). */

@@ -97,15 +97,19 @@ export async function startMariaDb(options: MariaDbOptions = {}): Promise<LocalD
       // mariadbd rejects unknown options, so our marker rides in the pid file's name (leftover cleanup).
       `--pid-file=${join(dir, `${childMarker}.pid`)}`,
     ];
-    const started = startProcess('mariadb', server, args, { cwd: dir });
-    proc = started;
     const root: mysql.ConnectionOptions = { socketPath, user: 'root' };
-    await waitUntil(
-      `MariaDB on 127.0.0.1:${port}`,
-      () => connects(root),
-      options.startDeadlineMs ?? 30_000,
-      started,
-    );
+    const launch = async (): Promise<ManagedProcess> => {
+      const started = startProcess('mariadb', server, args, { cwd: dir });
+      proc = started;
+      await waitUntil(
+        `MariaDB on 127.0.0.1:${port}`,
+        () => connects(root),
+        options.startDeadlineMs ?? 30_000,
+        started,
+      );
+      return started;
+    };
+    let started = await launch();
     const admin = await mysql.createConnection(root);
     try {
       await admin.query(`CREATE DATABASE ${localDatabaseName} DEFAULT CHARACTER SET utf8mb4`);
@@ -120,11 +124,19 @@ export async function startMariaDb(options: MariaDbOptions = {}): Promise<LocalD
     return {
       url,
       port,
-      pid: started.pid,
+      get pid() {
+        return started.pid;
+      },
       dir,
       async stop() {
         await stopServerProcess(started, 'SIGTERM', 20_000);
         rmSync(dir, { recursive: true, force: true });
+      },
+      async restart(restartOptions = {}) {
+        // A clean shutdown (open transactions roll back, clients are disconnected); the data stays.
+        await stopServerProcess(started, 'SIGTERM', 20_000);
+        await new Promise((resolve) => setTimeout(resolve, restartOptions.downMs ?? 0));
+        started = await launch();
       },
     };
   } catch (error: unknown) {

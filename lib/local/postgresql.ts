@@ -128,11 +128,6 @@ export async function startPostgreSql(options: PostgreSqlOptions = {}): Promise<
       '-c',
       childMarker,
     ]);
-    const started = startProcess('postgresql', command.command, command.args, {
-      cwd: dir,
-      env: { ...process.env, LC_ALL: 'C' },
-    });
-    proc = started;
     const superuser: pg.ClientConfig = {
       host: '127.0.0.1',
       port,
@@ -140,12 +135,21 @@ export async function startPostgreSql(options: PostgreSqlOptions = {}): Promise<
       password: superuserPassword,
       database: 'postgres',
     };
-    await waitUntil(
-      `PostgreSQL on 127.0.0.1:${port}`,
-      () => connects(superuser),
-      options.startDeadlineMs ?? 30_000,
-      started,
-    );
+    const launch = async (): Promise<ManagedProcess> => {
+      const started = startProcess('postgresql', command.command, command.args, {
+        cwd: dir,
+        env: { ...process.env, LC_ALL: 'C' },
+      });
+      proc = started;
+      await waitUntil(
+        `PostgreSQL on 127.0.0.1:${port}`,
+        () => connects(superuser),
+        options.startDeadlineMs ?? 30_000,
+        started,
+      );
+      return started;
+    };
+    let started = await launch();
     await asSuperuser(superuser, [
       `CREATE ROLE ${localDatabaseName} LOGIN PASSWORD '${password}'`,
       `CREATE DATABASE ${localDatabaseName} OWNER ${localDatabaseName}`,
@@ -158,12 +162,20 @@ export async function startPostgreSql(options: PostgreSqlOptions = {}): Promise<
     return {
       url: `postgresql://${localDatabaseName}:${password}@127.0.0.1:${port}/${localDatabaseName}`,
       port,
-      pid: started.pid,
+      get pid() {
+        return started.pid;
+      },
       dir,
       async stop() {
         // SIGINT is PostgreSQL's fast shutdown (SIGTERM would wait for every client to disconnect).
         await stopServerProcess(started, 'SIGINT', 15_000);
         rmSync(dir, { recursive: true, force: true });
+      },
+      async restart(restartOptions = {}) {
+        // Fast shutdown: open transactions roll back, clients are disconnected; the data directory stays.
+        await stopServerProcess(started, 'SIGINT', 15_000);
+        await new Promise((resolve) => setTimeout(resolve, restartOptions.downMs ?? 0));
+        started = await launch();
       },
     };
   } catch (error: unknown) {

@@ -138,6 +138,16 @@ export class RegistryAgent {
     return this.call('sweep', { ...target, via, endInMs }, endInMs + 30_000);
   }
 
+  dsSweep(
+    target: AgentTarget,
+    via: 'proxied' | 'direct',
+    database: { url: string; dialect: 'postgresql' | 'mysql' },
+    timeZone: string,
+    endInMs = 8_000,
+  ): Promise<unknown> {
+    return this.call('dsSweep', { ...target, via, endInMs, database, timeZone }, endInMs + 30_000);
+  }
+
   listRegistry(target: AgentTarget): Promise<Array<[string, { czxid: string; startupTime: number }]>> {
     return this.call('listRegistry', target, 60_000);
   }

@@ -181,7 +181,7 @@ export class ChaosEnvironment {
 }
 
 /** Runtime options for a failover runtime whose AWS calls (DynamoDB and SQS) go through the proxies. */
-function failoverRuntimeOptions(
+export function failoverRuntimeOptions(
   stack: LocalStack,
   dynamoProxy: FaultProxy,
   sqsProxy: FaultProxy,
@@ -216,7 +216,7 @@ function failoverRuntimeOptions(
   };
 }
 
-async function clearTable(dynamodb: DynamoDBClient, table: string, key: string): Promise<void> {
+export async function clearTable(dynamodb: DynamoDBClient, table: string, key: string): Promise<void> {
   let start: Record<string, AttributeValue> | undefined;
   for (let page = 0; page < 1_000; page += 1) {
     const out = await dynamodb.send(

@@ -15,6 +15,8 @@ export interface Edit {
 
 export interface Mutation {
   readonly name: string;
+  /** The store whose safety measure it reverts (the suite to run it with: `--store`). */
+  readonly store: 'dynamodb' | 'dolphinscheduler';
   readonly reverts: string;
   readonly edits: readonly Edit[];
 }
@@ -28,6 +30,7 @@ const always = (condition: string) => `(${condition} OR NOT ${condition})`;
 export const mutations: readonly Mutation[] = [
   {
     name: 'fence-condition',
+    store: 'dynamodb',
     reverts:
       'the fence condition: an item write no longer requires that no newer fence of the same lock wrote it',
     edits: [
@@ -40,6 +43,7 @@ export const mutations: readonly Mutation[] = [
   },
   {
     name: 'instance-condition',
+    store: 'dynamodb',
     reverts:
       'the instance condition: an item write no longer requires the item to still match what was read ' +
       '(host, state, failover count, start/restart/submit time); only the fence clause is left',
@@ -72,6 +76,7 @@ export const mutations: readonly Mutation[] = [
   },
   {
     name: 'deterministic-id',
+    store: 'dynamodb',
     reverts: 'the deterministic command id: each command gets a random id suffix (a retry writes a new id)',
     edits: [
       {
@@ -90,6 +95,7 @@ export const mutations: readonly Mutation[] = [
   },
   {
     name: 'transaction',
+    store: 'dynamodb',
     reverts:
       'the transaction: the item update and its command are written one after the other, not atomically',
     edits: [
@@ -124,6 +130,101 @@ export const mutations: readonly Mutation[] = [
         }
       }
       return { status: 'committed', outboxId };`,
+      },
+    ],
+  },
+  // --- the DolphinScheduler store (lib/store/dolphinscheduler, lib/registry/ds-failover-lock.ts) ----------
+  {
+    name: 'ds-host-condition',
+    store: 'dolphinscheduler',
+    reverts: "the host condition: a row is written whatever its host now is (the page read's, not the row's)",
+    edits: [
+      {
+        file: 'lib/store/dolphinscheduler/sql.ts',
+        find: 'return `${c}host = ${hostParam} AND ${c}state IN (${states})',
+        replace: 'return `(${c}host = ${hostParam} OR TRUE) AND ${c}state IN (${states})',
+      },
+    ],
+  },
+  {
+    name: 'ds-f3-bound',
+    store: 'dolphinscheduler',
+    reverts: 'the F3 bound: a row is written whatever its start_time and restart_time now are',
+    edits: [
+      {
+        file: 'lib/store/dolphinscheduler/sql.ts',
+        find: '    AND ${c}start_time < ${bound}\n    AND (${c}restart_time IS NULL OR ${c}restart_time < ${bound})`;',
+        replace:
+          '    AND (${c}start_time < ${bound} OR TRUE)\n    AND (${c}restart_time IS NULL OR ${c}restart_time < ${bound} OR TRUE)`;',
+      },
+    ],
+  },
+  {
+    name: 'ds-transaction',
+    store: 'dolphinscheduler',
+    reverts:
+      'the one transaction: the rows are moved to host NULL and committed first, their commands inserted afterwards',
+    edits: [
+      {
+        file: 'lib/store/dolphinscheduler/instances.ts',
+        find:
+          '    const rows = await this.db.transaction(async (tx) => {\n' +
+          '      const written = await tx.query<{ id: number | string; process_instance_id: number | string }>(\n' +
+          '        statement.sql,\n' +
+          '        statement.params,\n' +
+          '      );\n' +
+          '      options.beforeCommit?.();\n' +
+          '      return written;\n' +
+          '    });\n' +
+          '    return rows.map((r) => ({ itemId: String(r.process_instance_id), commandId: String(r.id) }));',
+        replace: `    const update = \`\${statement.sql.slice(0, statement.sql.indexOf('\\nINSERT INTO t_ds_command'))}\\nSELECT * FROM changed ORDER BY id\`;
+    const changed = await this.db.query(update, statement.params.slice(0, 4));
+    const receipts = [];
+    for (const c of changed) {
+      const [row] = await this.db.query(
+        'INSERT INTO t_ds_command (command_type, process_definition_code, process_definition_version, process_instance_id, command_param, executor_id, process_instance_priority, test_flag, task_depend_type, failure_strategy, start_time, update_time) VALUES (2, $1, $2, $3, $4, $5, COALESCE($6::int, 2), $7, 2, 1, $8::timestamp, $8::timestamp) RETURNING id, process_instance_id',
+        [c.process_definition_code, c.process_definition_version, c.id, c.command_param, c.executor_id, c.process_instance_priority, c.test_flag, statement.params[4]],
+      );
+      if (row) receipts.push({ itemId: String(row.process_instance_id), commandId: String(row.id) });
+    }
+    return receipts;`,
+      },
+      {
+        file: 'lib/store/dolphinscheduler/instances.ts',
+        find:
+          '      if (tx.affectedRows() !== ids.length) {\n' +
+          '        throw new Error(`released ${tx.affectedRows()} of ${ids.length} locked instances`);\n' +
+          '      }\n',
+        replace:
+          '      if (tx.affectedRows() !== ids.length) {\n' +
+          '        throw new Error(`released ${tx.affectedRows()} of ${ids.length} locked instances`);\n' +
+          '      }\n' +
+          "      await tx.query('COMMIT');\n",
+      },
+    ],
+  },
+  {
+    name: 'ds-lock',
+    store: 'dolphinscheduler',
+    reverts:
+      "DolphinScheduler's lock: the function writes a master's instances without holding its failover mutex",
+    edits: [
+      {
+        file: 'lib/registry/ds-failover-lock.ts',
+        find: "    if (nodeType === 'worker') {",
+        replace: "    if (nodeType === 'worker' || nodeType === 'master') {",
+      },
+    ],
+  },
+  {
+    name: 'ds-time-zone',
+    store: 'dolphinscheduler',
+    reverts: "the time-zone conversion: DolphinScheduler's stored wall times are read and written as UTC",
+    edits: [
+      {
+        file: 'lib/store/dolphinscheduler/wall-time.ts',
+        find: "      timeZone,\n      hourCycle: 'h23',",
+        replace: "      timeZone: 'UTC',\n      hourCycle: 'h23',",
       },
     ],
   },

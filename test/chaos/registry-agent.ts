@@ -18,10 +18,15 @@ import { resendPendingCommands } from '../../lib/queue/outbox.ts';
 import { createLayout, type RegistryLayout } from '../../lib/registry/layout.ts';
 import { runWatchWindow, type WatchWindowDeps } from '../../lib/registry/watch-window.ts';
 import { connectZk, type RegistryLogger, type ZkSession } from '../../lib/registry/zk-client.ts';
+import type { Dialect } from '../../lib/store/dolphinscheduler/database.ts';
 import { DynamoCommandStore } from '../../lib/store/dynamodb/commands.ts';
 import { DynamoExecutingWork } from '../../lib/store/dynamodb/executing-work.ts';
+import { DynamoLockStore } from '../../lib/store/dynamodb/locks.ts';
+import { DynamoRepairLedger } from '../../lib/store/dynamodb/repair-ledger.ts';
 import { DynamoServerStore } from '../../lib/store/dynamodb/servers.ts';
+import { dolphinSchedulerSweepParts } from '../../lib/stores.ts';
 import { runSweep } from '../../lib/sweep/sweep.ts';
+import { openTaggedDatabase, type TaggedDatabase } from './ds-db.ts';
 import {
   connectRetrying,
   expireSession,
@@ -39,7 +44,7 @@ export interface AgentConfig {
     readonly proxiedDynamodb: string;
     readonly proxiedSqs: string;
   };
-  readonly tables: { instances: string; tasks: string; commands: string; servers: string };
+  readonly tables: { instances: string; tasks: string; commands: string; servers: string; locks?: string };
   readonly queues: { failover: string; commands: string };
 }
 
@@ -65,6 +70,8 @@ const servers = new Map<string, FakeServer>();
 const watcherSessions: ZkSession[] = [];
 const windows = new Set<AbortController>();
 let watcherLoop: { stop: () => void; done: Promise<void> } | undefined;
+/** The DolphinScheduler sweep's database (one pool for the agent's life). */
+let sweepDatabase: TaggedDatabase | undefined;
 
 function requireConfig(): { config: AgentConfig; direct: Clients; proxied: Clients } {
   if (config === undefined || direct === undefined || proxied === undefined) {
@@ -253,6 +260,46 @@ const ops: Record<string, (args: never) => Promise<unknown>> = {
               olderThanMs: 0,
               log: silentLog,
             }),
+        },
+        { endAt: Date.now() + args.endInMs, discover: true, removalGraceMs: 0, connectTimeoutMs: 3_000 },
+      );
+    } catch (error: unknown) {
+      return { error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) };
+    }
+  },
+
+  /**
+   * The sweep on DolphinScheduler's database (D5), its grace periods compressed to 0 like `sweep`. Its
+   * database connections are tagged `zk-sweep`, so that the audit log tells its repairs apart.
+   */
+  async dsSweep(
+    args: AgentTarget & {
+      via: 'proxied' | 'direct';
+      endInMs: number;
+      database: { url: string; dialect: Dialect };
+      timeZone: string;
+    },
+  ) {
+    const { config: c, direct: d, proxied: p } = requireConfig();
+    const clients = args.via === 'proxied' ? p : d;
+    if (c.tables.locks === undefined) throw new Error('the agent was started without the locks table');
+    sweepDatabase ??= openTaggedDatabase(args.database.url, args.database.dialect, 'zk-sweep', 4);
+    try {
+      return await runSweep(
+        {
+          connect: (timeoutMs) =>
+            connectZk({ connectString: args.connect, sessionTimeoutMs: 4_000, connectTimeoutMs: timeoutMs }),
+          layout: layoutOf(args),
+          store: new DynamoServerStore(clients.dynamodb, c.tables.servers),
+          queue: journaled('sweep', new SqsFailoverRequestQueue(clients.sqs, c.queues.failover)),
+          ...dolphinSchedulerSweepParts({
+            database: sweepDatabase,
+            timeZone: args.timeZone,
+            ledger: new DynamoRepairLedger(clients.dynamodb, c.tables.servers),
+            locks: new DynamoLockStore(clients.dynamodb, c.tables.locks),
+            graceMs: 0,
+          }),
+          logger: logger('sweep'),
         },
         { endAt: Date.now() + args.endInMs, discover: true, removalGraceMs: 0, connectTimeoutMs: 3_000 },
       );

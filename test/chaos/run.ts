@@ -1260,7 +1260,7 @@ class ChaosRun {
 
 // --- helpers ----------------------------------------------------------------------------------------------
 
-function sqsEvent(bodies: readonly string[]): SQSEvent {
+export function sqsEvent(bodies: readonly string[]): SQSEvent {
   return {
     Records: bodies.map((body): SQSRecord => {
       const parsed = FailoverRequestSchema.safeParse(safeJson(body));
@@ -1297,14 +1297,14 @@ const logNoise = new Set([
   'xray_trace_id',
 ]);
 
-function compactLog(entry: Record<string, unknown>): string {
+export function compactLog(entry: Record<string, unknown>): string {
   const fields = Object.entries(entry)
     .filter(([k]) => !logNoise.has(k) && k !== 'message')
     .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
   return `${String(entry.message)} ${fields.join(' ')}`.slice(0, 400);
 }
 
-function safeJson(text: string): unknown {
+export function safeJson(text: string): unknown {
   try {
     return JSON.parse(text);
   } catch {
@@ -1333,7 +1333,7 @@ async function scanRaw(
   return out.Items ?? [];
 }
 
-async function scanAll(dynamodb: DynamoDBClient, table: string): Promise<Flat[]> {
+export async function scanAll(dynamodb: DynamoDBClient, table: string): Promise<Flat[]> {
   const rows: Flat[] = [];
   let start: Record<string, AttributeValue> | undefined;
   for (let page = 0; page < 1_000; page += 1) {
@@ -1348,7 +1348,7 @@ async function scanAll(dynamodb: DynamoDBClient, table: string): Promise<Flat[]>
 }
 
 /** Reads and deletes every message of a (FIFO) queue: one per group per receive, so delete as we go. */
-async function consumeQueue(sqs: SQSClient, url: string): Promise<DlqMessage[]> {
+export async function consumeQueue(sqs: SQSClient, url: string): Promise<DlqMessage[]> {
   const out: DlqMessage[] = [];
   let empty = 0;
   for (let i = 0; i < 500 && empty < 3; i += 1) {
