@@ -315,7 +315,11 @@ describe('loadDolphinSchedulerConfig', () => {
     ],
     ['DS_SCAN_SPAN is 0', { DS_TIME_ZONE: 'UTC', DS_DATABASE_URL: url, DS_SCAN_SPAN: '0' }, /DS_SCAN_SPAN: /],
     ['DS_POOL_MAX is 33', { DS_TIME_ZONE: 'UTC', DS_DATABASE_URL: url, DS_POOL_MAX: '33' }, /DS_POOL_MAX: /],
-    ['DS_BATCH_SIZE is 1001', { DS_TIME_ZONE: 'UTC', DS_DATABASE_URL: url, DS_BATCH_SIZE: '1001' }, /DS_BATCH_SIZE: /],
+    [
+      'DS_BATCH_SIZE is 1001',
+      { DS_TIME_ZONE: 'UTC', DS_DATABASE_URL: url, DS_BATCH_SIZE: '1001' },
+      /DS_BATCH_SIZE: /,
+    ],
   ])('refuses a configuration where %s, naming the variable', (_what, env, message) => {
     expect(() => loadDolphinSchedulerConfig(env)).toThrow(ConfigError);
     expect(() => loadDolphinSchedulerConfig(env)).toThrow(message);
