@@ -294,6 +294,44 @@ describe('the DolphinScheduler chaos invariants', () => {
     ]);
   });
 
+  it("after a takeover, the new owner's death needs a command of its own; while it lives, none", () => {
+    // Arrange: failed over by the function, taken over by a master, then failed over again by the function.
+    const takeover: InstanceLogRow = {
+      seq: 2,
+      instanceId: 1,
+      oldHost: 'NULL',
+      newHost: live,
+      oldState: 1,
+      newState: 1,
+      oldRestartTime: null,
+      newRestartTime: '2023-11-14 22:13:22',
+      writer: 'ds-master',
+      at: T + 2_000,
+    };
+    const again: InstanceLogRow = { ...failedOverBy('zk-failover', 1, 3), oldHost: live, at: T + 3_000 };
+    const log = {
+      commandLog: [
+        command(1, 101, 1, 'zk-failover', T + 1_000),
+        { ...command(2, 101, 1, 'ds-master', T + 2_000), op: 'D' as const },
+        command(3, 102, 1, 'zk-failover', T + 3_000),
+      ],
+      instanceLog: [failedOverBy('zk-failover', 1, 1), takeover, again],
+      pendingCommandIds: new Set([102]),
+      journal: [],
+    };
+
+    // Act
+    const ownerDied = checkDsInvariants(observations({ ...log, registry: new Map() }));
+    const ownerLives = checkDsInvariants(observations(log));
+
+    // Assert
+    expect(ownerDied.violations).toEqual([]);
+    expect(ownerDied.summary.eligible).toBe(2);
+    expect(ownerLives.violations.map((v) => v.invariant)).toEqual([
+      'no instance of a live incarnation (or changed by the scheduler) is touched',
+    ]);
+  });
+
   it('SQL NULL hosts, NULL hosts without a command, error commands, task writes, held locks, journal entries fire', () => {
     const result = checkDsInvariants(
       observations({

@@ -234,6 +234,82 @@ function chain(inserts: readonly CommandLogRow[], start: number): string {
   return inserts.map((i) => `command ${i.commandId} by ${i.writer} at +${i.at - start} ms`).join(', ');
 }
 
+/**
+ * The segments after each takeover: the master that took the instance over owns it until the next one. A
+ * segment whose owner's incarnation is dead at the end (not registered, or registered again after it took
+ * the instance over) needs exactly one recovery command in it; any other segment none from the function.
+ */
+function checkTakeovers(
+  instance: DsTrackedInstance,
+  subject: string,
+  takeovers: readonly InstanceLogRow[],
+  inserts: readonly CommandLogRow[],
+  changes: readonly InstanceLogRow[],
+  o: DsObservations,
+  violations: DsViolation[],
+  dolphinScheduler: DsViolation[],
+  summary: DsSummary,
+): void {
+  const t0 = o.commandTimeWindow.from;
+  takeovers.forEach((takeover, k) => {
+    const owner = String(takeover.newHost);
+    const from = takeover.at;
+    const to = takeovers[k + 1]?.at ?? Number.POSITIVE_INFINITY;
+    const restart = takeover.newRestartTime;
+    // MySQL keeps whole seconds: 12:00:00 may be 12:00:00.999 (the latest instant it can stand for).
+    const taken =
+      restart === null
+        ? Number.NaN
+        : o.instantOf(restart) + (o.dialect === 'mysql' && !restart.includes('.') ? 999 : 0);
+    const live = o.registry.get(`master/${owner}`);
+    const needy = live === undefined || taken < live.startupTime;
+    const inSegment = inserts.filter((i) => i.at >= from && i.at < to);
+    const at = `${subject}, taken over by ${owner} at +${from - t0} ms`;
+    if (needy) {
+      summary.eligible += 1;
+      if (inSegment.length === 0) {
+        violations.push({
+          invariant: 'every eligible instance gets exactly one recovery command (none lost)',
+          subject: at,
+          detail: `its new owner's incarnation is dead at the end and no recovery command followed`,
+        });
+        return;
+      }
+      const first = inSegment[0] as CommandLogRow;
+      if (first.writer === FUNCTION_WRITER) summary.byFunction += 1;
+      else if (first.writer === 'ds-master') summary.byDolphinScheduler += 1;
+      if (inSegment.length > 1) {
+        const ours = inSegment.filter((i) => i.writer === FUNCTION_WRITER);
+        const underTheirLock = ours.find((i) => insideHold(i.at, owner, o.dsLockHolds) !== undefined);
+        const entry = {
+          invariant: 'every eligible instance gets exactly one recovery command (no duplicate)',
+          subject: at,
+          detail: `${inSegment.length} commands: ${chain(inSegment, t0)}`,
+        };
+        if (ours.length > 1 || ours.some((i) => i !== first) || underTheirLock !== undefined)
+          violations.push(entry);
+        else dolphinScheduler.push(entry);
+      }
+      return;
+    }
+    const byFunction = inSegment.filter((i) => i.writer === FUNCTION_WRITER);
+    const functionUpdates = changes.filter((u) => u.writer === FUNCTION_WRITER && u.at >= from && u.at < to);
+    if (byFunction.length > 0 || functionUpdates.length > 0) {
+      violations.push({
+        invariant: 'no instance of a live incarnation (or changed by the scheduler) is touched',
+        subject: at,
+        detail: `the function wrote ${chain(byFunction, t0)} while its owner ${owner} is live`,
+      });
+    } else if (inSegment.length > 0) {
+      dolphinScheduler.push({
+        invariant: 'no instance of a live incarnation (or changed by the scheduler) is touched',
+        subject: at,
+        detail: `DolphinScheduler's own failover wrote ${chain(inSegment, t0)}`,
+      });
+    }
+  });
+}
+
 export function checkDsInvariants(o: DsObservations): DsCheckResult {
   const violations: DsViolation[] = [];
   const dolphinScheduler: DsViolation[] = [];
@@ -262,10 +338,32 @@ export function checkDsInvariants(o: DsObservations): DsCheckResult {
 
   for (const instance of o.instances) {
     const subject = `instance ${instance.id} (${instance.key}, ${instance.origin}${instance.change ? `, ${instance.change}` : ''}, host ${instance.reference.host})`;
-    const own = inserts.get(instance.id) ?? [];
-    const changes = (updates.get(instance.id) ?? []).filter(
+    // A master that took the instance over owns it from then on: if that incarnation is dead at the end
+    // too, the instance needs a failover of its own for that death (ownership segments, checked below).
+    const takeovers = (updates.get(instance.id) ?? [])
+      .filter(
+        (u) => u.writer === 'ds-master' && u.oldHost === 'NULL' && u.newHost !== null && u.newHost !== 'NULL',
+      )
+      .sort((a, b) => a.at - b.at || a.seq - b.seq);
+    const firstTakeover = takeovers[0]?.at ?? Number.POSITIVE_INFINITY;
+    const allInserts = inserts.get(instance.id) ?? [];
+    const allChanges = (updates.get(instance.id) ?? []).filter(
       (u) => u.writer !== 'chaos-scheduler' && u.writer !== 'chaos-harness',
     );
+    checkTakeovers(
+      instance,
+      subject,
+      takeovers,
+      allInserts,
+      allChanges,
+      o,
+      violations,
+      dolphinScheduler,
+      summary,
+    );
+    const laterWrites = allChanges.some((u) => u.at > firstTakeover && u.newHost === 'NULL');
+    const own = allInserts.filter((i) => i.at < firstTakeover);
+    const changes = allChanges.filter((u) => u.at < firstTakeover);
     const final = o.finalRows.get(instance.id);
     const ref = instance.reference;
     const byDs = changes.some((u) => u.writer === 'ds-master' && u.newHost === 'NULL');
@@ -392,7 +490,7 @@ export function checkDsInvariants(o: DsObservations): DsCheckResult {
         const deleted = deletes.get(first.commandId);
         if (deleted?.writer === 'ds-master' && !o.errorCommands.some((e) => e.id === first.commandId)) {
           summary.consumed += 1;
-          if (final?.host === null || final?.host === undefined || final.host === 'NULL') {
+          if (!laterWrites && (final?.host === null || final?.host === undefined || final.host === 'NULL')) {
             violations.push({
               invariant: 'a consumed command leaves its instance with the master that took it over',
               subject,
@@ -452,7 +550,7 @@ export function checkDsInvariants(o: DsObservations): DsCheckResult {
       instance.seededCommandId !== undefined &&
       deletes.get(instance.seededCommandId)?.writer === 'ds-master' &&
       !o.pendingCommandIds.has(instance.seededCommandId);
-    if (consumedSeed) continue;
+    if (consumedSeed || takeovers.length > 0) continue;
     const diff = diffRows(ref, final);
     if (diff.length > 0) {
       const entry = { invariant, subject, detail: diff.join('; ') };

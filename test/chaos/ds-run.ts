@@ -1414,6 +1414,8 @@ class DsChaosRun {
         const summary = await this.sweep('direct');
         if (summary !== undefined && !sweepIsQuiet(summary)) this.note(`sweep: ${describeSweep(summary)}`);
         if (busy === undefined && summary !== undefined && sweepIsQuiet(summary)) {
+          // Quiet twice, a second apart: a request redelivered just now would start a run after the check.
+          await sleep(1_000);
           const after = await this.busy().catch((error: unknown) => `settle check failed: ${String(error)}`);
           if (after === undefined) {
             this.note(`settled (${round} rounds)`);
@@ -1468,7 +1470,7 @@ class DsChaosRun {
     }
     const nodes = await this.env.dsAgent.lockNodes(this.root);
     if (nodes.length > 0) return `DolphinScheduler lock node(s) left: ${nodes.join(', ')}`;
-    if (this.plan.ds.consumeEveryMs !== null) {
+    if (this.plan.ds.consumeEveryMs !== null && (await this.aConsumerIsRegistered())) {
       const [row] = await this.db.query<{ n: number | string }>('SELECT count(*) AS n FROM t_ds_command');
       if (Number(row?.n ?? 0) > 0) return `${row?.n} command(s) not consumed yet`;
     }
@@ -1476,6 +1478,14 @@ class DsChaosRun {
   }
 
   private lastWatcherWindow = 0;
+
+  /** Whether a master that consumes commands is registered (a live master may die by session expiry). */
+  private async aConsumerIsRegistered(): Promise<boolean> {
+    const registry = new Map(await this.env.agent.listRegistry(this.target()));
+    return this.plan.servers.some(
+      (s) => s.nodeType === 'master' && s.fate !== 'dies' && registry.has(`master/${this.hostOf(s.name)}`),
+    );
+  }
 
   /** One sweep (DESIGN D5) in the registry agent, its grace periods compressed to 0. */
   private async sweep(via: 'proxied' | 'direct'): Promise<SweepSummary | undefined> {
