@@ -121,6 +121,10 @@ export class DsAgent {
     return this.call('startConsumers', { everyMs, consumers });
   }
 
+  pauseConsumers(ms: number): Promise<boolean> {
+    return this.call('pauseConsumers', { ms });
+  }
+
   stopConsumers(): Promise<boolean> {
     return this.call('stopConsumers', {}, 30_000);
   }

@@ -48,6 +48,8 @@ const masters = new Map<string, SimulatedDsMaster>();
 const holds: DsLockHold[] = [];
 const inFlight = new Set<Promise<unknown>>();
 let consumer: { stop: () => void; done: Promise<void> } | undefined;
+/** The consumers skip their rounds until this time (busy masters). */
+let pausedUntil = 0;
 
 function note(what: string, hosts: string[]): void {
   send({ event: 'ds', at: Date.now(), what, hosts });
@@ -273,6 +275,10 @@ const ops: Record<string, (args: never) => Promise<unknown>> = {
     let stopped = false;
     const done = (async () => {
       for (let round = 0; !stopped && round < 100_000; round += 1) {
+        if (Date.now() < pausedUntil) {
+          await sleep(Math.min(args.everyMs, pausedUntil - Date.now()));
+          continue;
+        }
         try {
           const live = await registeredMasters();
           await Promise.all(
@@ -312,6 +318,12 @@ const ops: Record<string, (args: never) => Promise<unknown>> = {
       },
       done,
     };
+    return true;
+  },
+
+  /** The masters take no command for this long (busy with other work). */
+  async pauseConsumers(args: { ms: number }) {
+    pausedUntil = Date.now() + args.ms;
     return true;
   },
 

@@ -1152,9 +1152,26 @@ class DsChaosRun {
           { rate: 1, kinds: { slow: 1 }, holdMs: [action.holdMs, action.holdMs] },
           (this.plan.seed ^ 0x51e7) >>> 0,
         );
+        // Two variants, by the server's fate: a master that restarts takes its instances back (same host, a
+        // new restart time: only the F3 bound rejects the stale page); one that stays dead leaves them
+        // pending (the masters are busy: only the host condition rejects it).
+        const restarts = this.plan.servers.find((s) => s.name === action.server)?.fate === 'restarts';
         this.note(
-          `stale read: every DynamoDB call slow (${action.holdMs} ms) as ${action.server} is removed`,
+          `stale read: every DynamoDB call slow (${action.holdMs} ms) as ${action.server} is removed; ` +
+            (restarts
+              ? 'it restarts and takes its instances back'
+              : 'its failed-over instances stay pending'),
         );
+        if (!restarts) await this.env.dsAgent.pauseConsumers(action.holdMs + 500);
+        else {
+          this.track(
+            (async () => {
+              await sleep(250);
+              await this.serverOp(action.server, () => this.restart(action.server));
+            })(),
+            this.background,
+          );
+        }
         const ours = this.invoke('healthy', [
           JSON.stringify(
             FailoverRequestSchema.parse({
@@ -1249,6 +1266,10 @@ class DsChaosRun {
     await this.zkGate;
     const server = this.servers.get(name);
     if (server === undefined) return;
+    if (server.incarnations.length > 1 && server.current !== undefined) {
+      this.note(`${name} restarted already (stale read)`);
+      return;
+    }
     if (server.current !== undefined) {
       const current = server.current;
       current.removedAt = (await this.env.agent.kill(`ds${this.options.slot}/${name}`)) ?? Date.now();
