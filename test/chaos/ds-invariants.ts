@@ -240,7 +240,6 @@ function chain(inserts: readonly CommandLogRow[], start: number): string {
  * the instance over) needs exactly one recovery command in it; any other segment none from the function.
  */
 function checkTakeovers(
-  instance: DsTrackedInstance,
   subject: string,
   takeovers: readonly InstanceLogRow[],
   inserts: readonly CommandLogRow[],
@@ -350,17 +349,7 @@ export function checkDsInvariants(o: DsObservations): DsCheckResult {
     const allChanges = (updates.get(instance.id) ?? []).filter(
       (u) => u.writer !== 'chaos-scheduler' && u.writer !== 'chaos-harness',
     );
-    checkTakeovers(
-      instance,
-      subject,
-      takeovers,
-      allInserts,
-      allChanges,
-      o,
-      violations,
-      dolphinScheduler,
-      summary,
-    );
+    checkTakeovers(subject, takeovers, allInserts, allChanges, o, violations, dolphinScheduler, summary);
     const laterWrites = allChanges.some((u) => u.at > firstTakeover && u.newHost === 'NULL');
     const own = allInserts.filter((i) => i.at < firstTakeover);
     const changes = allChanges.filter((u) => u.at < firstTakeover);
