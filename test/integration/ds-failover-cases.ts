@@ -208,18 +208,22 @@ export function defineDsFailoverTests(dialect: Dialect): void {
     });
 
     it('writes each command row as DolphinScheduler 3.2 does: StartParams, schedule time zone, defaults', async () => {
-      // Arrange: one instance with StartParams, one without, one of a scheduled workflow (with both).
+      // Arrange: one instance with StartParams, one without, one of a scheduled workflow (with both). That
+      // workflow has two schedules: DolphinScheduler keeps one per workflow, and its own createCommand fails
+      // on two (selectOne); the function takes the older one rather than fail.
       const host = uniqueHost();
       const started = Date.now() - HOUR;
       const scheduledCode = 5_550_000_000 + Math.floor(Math.random() * 1_000_000);
       const p = db.dialect === 'postgresql' ? ['$1', '$2'] : ['?', '?'];
-      await db.query(
-        `INSERT INTO t_ds_schedules (process_definition_code, timezone_id, crontab, start_time, end_time,
-           failure_strategy, user_id, release_state, warning_type, create_time, update_time)
-         VALUES (${p[0]}, ${p[1]}, '0 0 * * * ? *', '2024-01-01 00:00:00', '2099-01-01 00:00:00',
-           1, 1, 1, 0, '2024-01-01 00:00:00', '2024-01-01 00:00:00')`,
-        [scheduledCode, 'Asia/Shanghai'],
-      );
+      for (const timeZone of ['Asia/Shanghai', 'Europe/Paris']) {
+        await db.query(
+          `INSERT INTO t_ds_schedules (process_definition_code, timezone_id, crontab, start_time, end_time,
+             failure_strategy, user_id, release_state, warning_type, create_time, update_time)
+           VALUES (${p[0]}, ${p[1]}, '0 0 * * * ? *', '2024-01-01 00:00:00', '2099-01-01 00:00:00',
+             1, 1, 1, 0, '2024-01-01 00:00:00', '2024-01-01 00:00:00')`,
+          [scheduledCode, timeZone],
+        );
+      }
       const [withParams, without, scheduled, lowPriority] = await seedDsInstances(db, DS_TIME_ZONE, [
         {
           host,

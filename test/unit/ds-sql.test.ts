@@ -21,6 +21,7 @@ import {
   mysqlReleaseSql,
   pgFailoverSql,
   type Statement,
+  schedulesSql,
   unownedInstancesSql,
 } from '../../lib/store/dolphinscheduler/sql.ts';
 
@@ -43,19 +44,7 @@ const commandColumns = new Set(
 const scheduleColumns = new Set(['id', 'process_definition_code', 'timezone_id']);
 const dsTables = new Set(['t_ds_process_instance', 't_ds_command', 't_ds_schedules']);
 /** Names the statements define themselves: CTEs and their columns, table aliases, output aliases. */
-const ownNames = new Set([
-  'target',
-  'changed',
-  'i',
-  's',
-  't',
-  'c',
-  'cmd',
-  'n',
-  'max_id',
-  'schedule_id',
-  'schedule_timezone',
-]);
+const ownNames = new Set(['target', 'changed', 'i', 's', 't', 'c', 'cmd', 'n', 'max_id']);
 const sqlWords = new Set(
   `select from where and or in is null not order by limit as with update set insert into values returning
    for max unnest int text timestamp coalesce last_insert_id count group exists distinct`.split(/\s+/),
@@ -113,6 +102,8 @@ function allStatements(): Array<[string, Dialect, Statement]> {
     ['commandedInstancesSql (mysql)', 'mysql', commandedInstancesSql('mysql', [11, 12])],
     ['markUnownedSql (postgresql)', 'postgresql', markUnownedSql('postgresql', [11, 12])],
     ['markUnownedSql (mysql)', 'mysql', markUnownedSql('mysql', [11, 12])],
+    ['schedulesSql (postgresql)', 'postgresql', schedulesSql('postgresql', [42, 43])],
+    ['schedulesSql (mysql)', 'mysql', schedulesSql('mysql', [42, 43])],
   ];
 }
 const page = { afterId: 100, toId: 50_100 };
@@ -490,12 +481,22 @@ describe('reads (DESIGN D7: no index on host)', () => {
     expect(inline(st, dialect)).toMatch(/FROM t_ds_process_instance i WHERE i\.id IN \(11, 12\)$/);
   });
 
-  it('reads the schedule time zone of the workflow (first schedule by id)', () => {
-    const sql = hostInstancesSql('postgresql', host, page, 1).sql.replace(/\s+/g, ' ');
+  it.each(['postgresql', 'mysql'] as const)(
+    "%s: reads the schedules of a page's workflows in one statement, oldest first (the first one counts)",
+    (dialect) => {
+      const st = schedulesSql(dialect, [9876543210, 42]);
 
-    expect(sql).toContain(
-      '(SELECT s.timezone_id FROM t_ds_schedules s WHERE s.process_definition_code = i.process_definition_code ORDER BY s.id LIMIT 1) AS schedule_timezone',
-    );
+      expect(inline(st, dialect)).toBe(
+        'SELECT s.process_definition_code, s.timezone_id FROM t_ds_schedules s ' +
+          'WHERE s.process_definition_code IN (9876543210, 42) ORDER BY s.id',
+      );
+    },
+  );
+
+  it('never looks up a schedule per instance (t_ds_schedules has no index on the definition code)', () => {
+    for (const st of [hostInstancesSql('postgresql', host, page, 1), instancesByIdSql('mysql', [1])]) {
+      expect(st.sql).not.toContain('t_ds_schedules');
+    }
   });
 
   it('reads the highest instance id from the primary key', () => {

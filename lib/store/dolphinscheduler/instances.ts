@@ -14,6 +14,7 @@ import type { RecoveryCommand } from '../../messages.ts';
 import { priorityName, workflowStateName } from './codes.ts';
 import { type DsProcessInstance, recoveryCommandParam } from './command-row.ts';
 import type { Database, DriverError, Queryable } from './database.ts';
+import { scheduleKey, schedulesOf, type WorkflowSchedule } from './schedules.ts';
 import {
   type FailoverTarget,
   hostInstancesSql,
@@ -71,8 +72,7 @@ export class DsInstanceStore implements HostItemStore<DsProcessInstance, Recover
     const toId = Math.min(maxId, afterId + this.#scanSpan);
     const statement = hostInstancesSql(this.db.dialect, host, { afterId, toId }, limit);
     const rows = await this.db.query<InstanceRow>(statement.sql, statement.params);
-    const page: Page<DsProcessInstance> = { items: [], malformed: [] };
-    for (const row of rows) this.collect(row, page);
+    const page = await this.collect(rows);
     const last = rows.at(-1);
     const readTo = rows.length >= limit && last !== undefined ? Number(last.id) : toId;
     if (readTo < maxId) page.cursor = `${readTo}/${maxId}`;
@@ -84,9 +84,7 @@ export class DsInstanceStore implements HostItemStore<DsProcessInstance, Recover
     const numeric = ids.map(Number).filter((id) => Number.isSafeInteger(id));
     if (numeric.length === 0) return found;
     const statement = instancesByIdSql(this.db.dialect, numeric);
-    const page: Page<DsProcessInstance> = { items: [], malformed: [] };
-    for (const row of await this.db.query<InstanceRow>(statement.sql, statement.params))
-      this.collect(row, page);
+    const page = await this.collect(await this.db.query<InstanceRow>(statement.sql, statement.params));
     for (const item of page.items) found.set(item.id, item);
     return found;
   }
@@ -205,14 +203,25 @@ export class DsInstanceStore implements HostItemStore<DsProcessInstance, Recover
     return row?.max_id === null || row?.max_id === undefined ? 0 : Number(row.max_id);
   }
 
-  private collect(row: InstanceRow, page: Page<DsProcessInstance>): void {
-    const parsed = this.parse(row);
-    if (typeof parsed === 'string') page.malformed.push({ id: String(row.id), problem: parsed });
-    else page.items.push(parsed);
+  /** The rows as the rules see them (with their workflows' schedules, read in one go), or what is wrong. */
+  private async collect(rows: readonly InstanceRow[]): Promise<Page<DsProcessInstance>> {
+    const page: Page<DsProcessInstance> = { items: [], malformed: [] };
+    if (rows.length === 0) return page;
+    const schedules = await schedulesOf(
+      this.db,
+      this.db.dialect,
+      rows.map((r) => r.process_definition_code),
+    );
+    for (const row of rows) {
+      const parsed = this.parse(row, schedules.get(scheduleKey(row.process_definition_code)) ?? null);
+      if (typeof parsed === 'string') page.malformed.push({ id: String(row.id), problem: parsed });
+      else page.items.push(parsed);
+    }
+    return page;
   }
 
   /** A row as the rules see it, or what is wrong with it. */
-  private parse(row: InstanceRow): DsProcessInstance | string {
+  private parse(row: InstanceRow, schedule: WorkflowSchedule | null): DsProcessInstance | string {
     const id = Number(row.id);
     const code = Number(row.process_definition_code);
     if (row.process_definition_code === null || !Number.isSafeInteger(code)) {
@@ -240,7 +249,7 @@ export class DsInstanceStore implements HostItemStore<DsProcessInstance, Recover
       ...(row.command_param === null ? {} : { commandParam: row.command_param }),
       storedCommandParam: row.command_param,
       testFlag: row.test_flag === null ? null : Number(row.test_flag),
-      schedule: row.schedule_id === null ? null : { timezoneId: row.schedule_timezone },
+      schedule,
     };
   }
 

@@ -22,13 +22,13 @@ function placeholders(dialect: Dialect, count: number, first = 1): string[] {
   return Array.from({ length: count }, (_, i) => (dialect === 'postgresql' ? `$${first + i}` : '?'));
 }
 
-/** What the failover reads of an instance: the rules' inputs and the recovery command's sources. */
+/**
+ * What the failover reads of an instance: the rules' inputs and the recovery command's sources. Its
+ * workflow's schedule is read separately, once per page (schedulesSql): `t_ds_schedules` has no index on
+ * the definition code, so a lookup per instance would scan it once for every instance.
+ */
 const instanceColumns = `i.id, i.host, i.state, i.process_definition_code, i.process_definition_version,
-  i.executor_id, i.process_instance_priority, i.start_time, i.restart_time, i.command_param, i.test_flag,
-  (SELECT s.id FROM t_ds_schedules s WHERE s.process_definition_code = i.process_definition_code
-    ORDER BY s.id LIMIT 1) AS schedule_id,
-  (SELECT s.timezone_id FROM t_ds_schedules s WHERE s.process_definition_code = i.process_definition_code
-    ORDER BY s.id LIMIT 1) AS schedule_timezone`;
+  i.executor_id, i.process_instance_priority, i.start_time, i.restart_time, i.command_param, i.test_flag`;
 
 export interface InstanceRow {
   id: number | string;
@@ -42,8 +42,24 @@ export interface InstanceRow {
   restart_time: string | null;
   command_param: string | null;
   test_flag: number | string | null;
-  schedule_id: number | string | null;
-  schedule_timezone: string | null;
+}
+
+/**
+ * The schedules of some workflow definitions, oldest first: a definition's first one is the schedule
+ * DolphinScheduler's createCommand finds (its time zone goes into the recovery command).
+ */
+export function schedulesSql(dialect: Dialect, definitionCodes: readonly number[]): Statement {
+  return {
+    sql: `SELECT s.process_definition_code, s.timezone_id FROM t_ds_schedules s
+WHERE s.process_definition_code IN (${placeholders(dialect, definitionCodes.length).join(', ')})
+ORDER BY s.id`,
+    params: [...definitionCodes],
+  };
+}
+
+export interface ScheduleRow {
+  process_definition_code: string | number;
+  timezone_id: string | null;
 }
 
 export function maxInstanceIdSql(): Statement {

@@ -5,6 +5,7 @@ import type { ExecutingHostScan, ExecutingHosts } from '../../sweep/executing-wo
 import type { UnownedInstance, UnownedWork } from '../../sweep/repair-unowned.ts';
 import { recoveryCommandParam } from './command-row.ts';
 import type { Database, Queryable } from './database.ts';
+import { scheduleKey, schedulesOf } from './schedules.ts';
 import {
   commandedInstancesSql,
   executingHostsSql,
@@ -66,6 +67,11 @@ export class DsUnownedWork implements UnownedWork {
       const lock = lockUnownedSql(dialect, numeric);
       const locked = await tx.query<InstanceRow>(lock.sql, lock.params);
       if (locked.length === 0) return [];
+      const schedules = await schedulesOf(
+        tx,
+        dialect,
+        locked.map((r) => r.process_definition_code),
+      );
       const commanded = commandedInstancesSql(
         dialect,
         locked.map((r) => Number(r.id)),
@@ -96,7 +102,7 @@ export class DsUnownedWork implements UnownedWork {
           commandParam: recoveryCommandParam(
             Number(r.id),
             r.command_param,
-            r.schedule_id === null ? null : { timezoneId: r.schedule_timezone },
+            schedules.get(scheduleKey(r.process_definition_code)) ?? null,
           ),
         })),
         this.clock.format(now, dialect === 'mysql' ? 's' : 'ms'),
