@@ -24,7 +24,7 @@ import {
   parseDatabaseUrl,
   parseRdsSecret,
 } from './store/dolphinscheduler/database.ts';
-import { DsCommandDelivery } from './store/dolphinscheduler/delivery.ts';
+import { CoalescingJournal, DsCommandDelivery } from './store/dolphinscheduler/delivery.ts';
 import { DsInstanceStore } from './store/dolphinscheduler/instances.ts';
 import { DsExecutingHosts, DsUnownedWork } from './store/dolphinscheduler/sweep-work.ts';
 import { WallClock } from './store/dolphinscheduler/wall-time.ts';
@@ -99,7 +99,11 @@ export function dolphinSchedulerFailoverPorts(parts: DolphinSchedulerStoreParts)
       clock,
       ...(parts.scanSpan === undefined ? {} : { scanSpan: parts.scanSpan }),
     }),
-    delivery: new DsCommandDelivery(parts.journal, parts.log),
+    // Busy runs write one journal record per few batches rather than one each (DESIGN D6).
+    delivery: new DsCommandDelivery(
+      parts.journal === undefined ? undefined : new CoalescingJournal(parts.journal),
+      parts.log,
+    ),
     // command_param is MySQL `text` (64 KiB); the command row carries little else.
     maxCommandBytes: 60 * 1024,
     liveness: new ZkLiveness(parts.zookeeper, {

@@ -441,9 +441,10 @@ class WritePipeline<T extends { id: string }, M extends CommandMessage> {
     const page = { start, open: 0, failed: false };
     this.pages.push(page);
     const { concurrency } = this.deps.settings;
+    const backlog = this.deps.delivery.backlog ?? concurrency;
     for (const batch of batches) {
       // Deliveries bound the commands held in memory: when they lag, the transactions wait for them.
-      while (this.inFlight.size >= concurrency || this.deliveries.size > concurrency) {
+      while (this.inFlight.size >= concurrency || this.deliveries.size > backlog) {
         await Promise.race([...this.inFlight, ...this.deliveries]);
       }
       if (this.error) break;

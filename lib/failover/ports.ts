@@ -200,6 +200,11 @@ export interface PendingDelivery {
  * the scheduler polls itself, the write is the delivery and this only records the outcome.
  */
 export interface CommandDelivery {
+  /**
+   * Committed batches whose delivery may still be under way before new transactions wait for it (bounds
+   * what is held in memory; default: the transactions' concurrency).
+   */
+  readonly backlog?: number;
   /** Delivers one committed batch; returns how many commands are now delivered. Throws CommandSendError. */
   deliver(batch: OutboxBatch, now: () => number): Promise<number>;
   /** Delivers what earlier runs wrote and did not deliver. */

@@ -486,4 +486,40 @@ describe('failOverHost', () => {
     expect(sent.map((m) => m.id).sort()).toEqual(['recover/i0000/1', 'recover/i0001/1']);
     expect(locks.owner).toBeUndefined();
   });
+
+  it.each([
+    // The default: at most the concurrency's worth of deliveries waiting, then the transactions wait.
+    { backlog: undefined, committedWhileHeld: 4 },
+    // A delivery that asks for a longer backlog (the DolphinScheduler journal) never holds writes back here.
+    { backlog: 64, committedWhileHeld: 8 },
+  ])(
+    'holds the transactions back while deliveries lag beyond the backlog ($backlog)',
+    async ({ backlog, committedWhileHeld }) => {
+      // Arrange: 8 batches of 5; no delivery ends until the test lets them.
+      const { deps } = setup(40);
+      const held: Array<() => void> = [];
+      deps.delivery = {
+        ...(backlog === undefined ? {} : { backlog }),
+        deliver: (batch: OutboxBatch) =>
+          new Promise<number>((resolve) => held.push(() => resolve(batch.commands.length))),
+        deliverPending: async () => ({ enqueued: 0, failed: [] }),
+      };
+
+      // Act
+      const run = failOverHost(REQUEST, deps, unlimited);
+      for (let i = 0; i < 50; i += 1) await new Promise((resolve) => setImmediate(resolve));
+      const committed = held.length;
+      const release = async () => {
+        while (held.length > 0) {
+          held.shift()?.();
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      };
+      await Promise.all([run, release()]);
+
+      // Assert
+      expect(committed).toBe(committedWhileHeld);
+      await expect(run).resolves.toMatchObject({ status: 'done', stats: { failedOver: 40 } });
+    },
+  );
 });

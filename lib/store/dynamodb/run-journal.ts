@@ -1,7 +1,8 @@
 // The run journal (DESIGN D6): where failovers are recorded when the write itself is the delivery (the
-// DolphinScheduler store, whose masters poll their own command table). One item per committed batch in
-// the commands table, `journal/<lock name>/<fence>/<first instance id>`: the host, the fence, and which
-// instances got which command. Outside the outbox's `pending` index; kept as long as commands are.
+// DolphinScheduler store, whose masters poll their own command table). One item per record (a committed
+// batch, or the batches a CoalescingJournal folded into one) in the commands table,
+// `journal/<lock name>/<fence>/<first instance id>`: the host, the fence, and which instances got which
+// command. Outside the outbox's `pending` index; kept as long as commands are.
 import { type DynamoDBClient, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import type { CommandReceipt, RunJournal, RunRecord } from '../../failover/ports.ts';
 import { type Item, num, readNumber, readString, str } from './attributes.ts';
