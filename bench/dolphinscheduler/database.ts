@@ -63,6 +63,7 @@ export async function startBenchDatabase(dialect: Dialect, cores: Cores): Promis
       lockTimeoutMs: 30_000,
       statementTimeoutMs: 600_000,
     });
+    await seedSchedules(admin, SCHEDULES);
     const statStatements =
       dialect === 'postgresql' &&
       (await admin.query("SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'")).length > 0;
@@ -99,6 +100,37 @@ export async function startBenchDatabase(dialect: Dialect, cores: Cores): Promis
     await server.stop();
     throw error;
   }
+}
+
+/**
+ * Schedules in `t_ds_schedules`, of workflows other than the seeded instances' own: a cluster's scheduled
+ * workflows. The table has no index on the definition code, so what looks a workflow's schedule up per
+ * instance (DolphinScheduler's createCommand) scans them all each time; the store reads them once per page.
+ */
+export const SCHEDULES = 1_000;
+
+/** The first definition code of the seeded schedules (the instances' own, 9876543210, is not among them). */
+const SCHEDULED_CODES_FROM = 1_111_100_000;
+
+async function seedSchedules(db: Database, count: number): Promise<void> {
+  if (!Number.isSafeInteger(count) || count < 1) return;
+  const values = `'0 0 * * * ? *', '2024-01-01 00:00:00', '2099-01-01 00:00:00', 1, 1, 1, 0,
+  '2024-01-01 00:00:00', '2024-01-01 00:00:00'`;
+  const columns = `process_definition_code, timezone_id, crontab, start_time, end_time, failure_strategy,
+  user_id, release_state, warning_type, create_time, update_time`;
+  if (db.dialect === 'postgresql') {
+    await db.query(
+      `INSERT INTO t_ds_schedules (${columns})
+SELECT ${SCHEDULED_CODES_FROM} + g, 'Asia/Shanghai', ${values} FROM generate_series(1, $1::int) AS g`,
+      [count],
+    );
+    return;
+  }
+  // The sequence engine's table name carries its size: an integer checked above.
+  await db.query(
+    `INSERT INTO t_ds_schedules (${columns})
+SELECT ${SCHEDULED_CODES_FROM} + seq, 'Asia/Shanghai', ${values} FROM seq_1_to_${count}`,
+  );
 }
 
 /** Client connections of the database other than the asking one. */

@@ -59,7 +59,7 @@ export const dsPlans: Record<'full' | 'quick', DsPlan> = {
     sizes: [1_000, 10_000],
     latencies: [0, 1],
     rounds: (instances) => (instances >= 10_000 ? 2 : 3),
-    warmUp: 500,
+    warmUp: 2_000,
     routineSample: (latencyMs) => (latencyMs > 0 ? 200 : 1_000),
     search: { instances: 2_000, batchSizes: [49, 196], concurrencies: [4, 8] },
     cost: { functionInstances: 10_000, routineInstances: 1_000 },
