@@ -10,7 +10,11 @@ import type { LocalStack } from '../../lib/local/stack.ts';
 import { SqsFailoverRequestQueue } from '../../lib/queue/failover-requests.ts';
 import { FAILED_OVER_HOST, NEED_FAILOVER_STATES } from '../../lib/store/dolphinscheduler/codes.ts';
 import type { Dialect } from '../../lib/store/dolphinscheduler/database.ts';
-import { executingHostsSql, unownedInstancesSql } from '../../lib/store/dolphinscheduler/sql.ts';
+import {
+  commandInstanceIdsSql,
+  executingHostsSql,
+  unownedCandidatesSql,
+} from '../../lib/store/dolphinscheduler/sql.ts';
 import { uniqueHost } from '../seed.ts';
 import { failoverRequest, note, queueDepth, round, sleep } from '../support.ts';
 import {
@@ -140,7 +144,19 @@ export async function measureDsScale(
   return { runs, sweeps };
 }
 
-/** The sweep's two reads, each alone on the table with the database's counters around it. */
+function addCounters(a: DatabaseCounters, b: DatabaseCounters): DatabaseCounters {
+  const detail: Record<string, number> = { ...a.detail };
+  for (const [k, v] of Object.entries(b.detail)) detail[k] = (detail[k] ?? 0) + v;
+  return {
+    statements: a.statements + b.statements,
+    rowsRead: a.rowsRead + b.rowsRead,
+    rowsUpdated: a.rowsUpdated + b.rowsUpdated,
+    rowsInserted: a.rowsInserted + b.rowsInserted,
+    detail,
+  };
+}
+
+/** The sweep's reads, each alone on the table with the database's counters around it. */
 async function measureSweep(
   db: BenchDatabase,
   indexed: boolean,
@@ -153,7 +169,16 @@ async function measureSweep(
     return { statement: statement.sql.replace(/\s+/g, ' '), ms: round(ms, 1), rows: rows.length, counters };
   };
   const listing = await one(executingHostsSql());
-  const unowned = await one(unownedInstancesSql());
+  // The unowned listing is two reads (DsUnownedWork.listUnowned): the candidates, then the instances that
+  // commands name; their costs add up.
+  const candidates = await one(unownedCandidatesSql());
+  const named = await one(commandInstanceIdsSql());
+  const unowned: SweepStatementCost = {
+    statement: `${candidates.statement}; ${named.statement}`,
+    ms: round(candidates.ms + named.ms, 1),
+    rows: candidates.rows,
+    counters: addCounters(candidates.counters, named.counters),
+  };
   note(
     `  ${db.dialect} sweep ${moment}${indexed ? ', indexed' : ''} (${tableRows} rows, ${commandRows} commands): hosts ${listing.ms} ms / ${listing.counters.rowsRead} rows read, unowned ${unowned.ms} ms / ${unowned.counters.rowsRead} rows read`,
   );

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { Dialect } from '../../lib/store/dolphinscheduler/database.ts';
 import {
   commandedInstancesSql,
+  commandInstanceIdsSql,
   executingHostsSql,
   type FailoverTarget,
   hostInstancesSql,
@@ -22,7 +23,7 @@ import {
   pgFailoverSql,
   type Statement,
   schedulesSql,
-  unownedInstancesSql,
+  unownedCandidatesSql,
 } from '../../lib/store/dolphinscheduler/sql.ts';
 
 // shared/dolphinscheduler.md section 2, 3.1/3.2 names.
@@ -95,7 +96,8 @@ function allStatements(): Array<[string, Dialect, Statement]> {
     ['mysqlInsertedCommandsSql', 'mysql', mysqlInsertedCommandsSql([11, 12])],
     ['insertCommandsSql (postgresql)', 'postgresql', insertCommandsSql('postgresql', lockedRows, now)],
     ['executingHostsSql', 'postgresql', executingHostsSql()],
-    ['unownedInstancesSql', 'postgresql', unownedInstancesSql()],
+    ['unownedCandidatesSql', 'postgresql', unownedCandidatesSql()],
+    ['commandInstanceIdsSql', 'postgresql', commandInstanceIdsSql()],
     ['lockUnownedSql (postgresql)', 'postgresql', lockUnownedSql('postgresql', [11, 12])],
     ['lockUnownedSql (mysql)', 'mysql', lockUnownedSql('mysql', [11, 12])],
     ['commandedInstancesSql (postgresql)', 'postgresql', commandedInstancesSql('postgresql', [11, 12])],
@@ -316,6 +318,22 @@ describe('the write condition (DESIGN D1/D2, F3)', () => {
     // (executing hosts, unowned instances, the repair's locking reads in both dialects).
     expect(inClauses).toHaveLength(9);
     expect(new Set(inClauses)).toEqual(new Set(['0, 1, 12, 2, 4']));
+  });
+});
+
+describe("the sweep's reads (DESIGN D5)", () => {
+  it('list unowned instances with two single-table scans: no subquery a planner could run per row', () => {
+    // A NOT EXISTS over t_ds_command (no index on process_instance_id) under an OR was planned per row by
+    // PostgreSQL with statistics older than a mass failover: minutes of CPU for 100,000 instances.
+    for (const st of [unownedCandidatesSql(), commandInstanceIdsSql()]) {
+      const tables = [...st.sql.matchAll(/\b(?:FROM|JOIN)\s+(t_ds_\w+)/gi)].map((m) => m[1]);
+
+      expect(tables).toHaveLength(1);
+      expect(st.sql).not.toMatch(/\(\s*SELECT|EXISTS|\bIN\s*\(\s*SELECT/i);
+    }
+    expect(inline(unownedCandidatesSql(), 'postgresql')).toBe(
+      "SELECT i.id, i.host FROM t_ds_process_instance i WHERE i.state IN (0, 1, 12, 2, 4) AND (i.host IS NULL OR i.host = 'NULL') ORDER BY i.id",
+    );
   });
 });
 

@@ -246,15 +246,26 @@ GROUP BY host`,
   };
 }
 
-/** Executing instances with SQL NULL host, or the marker and no command naming them. */
-export function unownedInstancesSql(): Statement {
+/**
+ * The sweep's unowned candidates: executing instances with SQL NULL host or the `'NULL'` marker. Which of
+ * the markers have no command is a second read (commandInstanceIdsSql), compared in memory: a NOT EXISTS
+ * under the OR is planned per row on PostgreSQL (a correlated subplan), and with statistics older than a
+ * mass failover (100,000 commands not yet analyzed) that scanned `t_ds_command`, which has no index on
+ * `process_instance_id`, once per instance: minutes of CPU on the scheduler's database. Two scans never do.
+ */
+export function unownedCandidatesSql(): Statement {
   return {
     sql: `SELECT i.id, i.host FROM t_ds_process_instance i
-WHERE i.state IN (${states})
-  AND (i.host IS NULL
-    OR (i.host = '${FAILED_OVER_HOST}'
-      AND NOT EXISTS (SELECT 1 FROM t_ds_command cmd WHERE cmd.process_instance_id = i.id)))
+WHERE i.state IN (${states}) AND (i.host IS NULL OR i.host = '${FAILED_OVER_HOST}')
 ORDER BY i.id`,
+    params: [],
+  };
+}
+
+/** Every instance some command names (any type: a master takes such an instance over). */
+export function commandInstanceIdsSql(): Statement {
+  return {
+    sql: `SELECT DISTINCT cmd.process_instance_id FROM t_ds_command cmd WHERE cmd.process_instance_id IS NOT NULL`,
     params: [],
   };
 }

@@ -8,13 +8,14 @@ import type { Database, Queryable } from './database.ts';
 import { scheduleKey, schedulesOf } from './schedules.ts';
 import {
   commandedInstancesSql,
+  commandInstanceIdsSql,
   executingHostsSql,
   type InstanceRow,
   insertCommandsSql,
   lockUnownedSql,
   markUnownedSql,
   mysqlInsertedCommandsSql,
-  unownedInstancesSql,
+  unownedCandidatesSql,
 } from './sql.ts';
 import type { WallClock } from './wall-time.ts';
 
@@ -50,13 +51,26 @@ export class DsUnownedWork implements UnownedWork {
     private readonly clock: WallClock,
   ) {}
 
+  /**
+   * Executing instances with SQL NULL host, and those at the marker that no command names: two scans
+   * (unownedCandidatesSql, commandInstanceIdsSql), whatever the planner's statistics. A command consumed
+   * between the two reads lists its instance, which the repair then finds owned, under its row lock.
+   */
   async listUnowned(): Promise<UnownedInstance[]> {
-    const statement = unownedInstancesSql();
+    const candidates = unownedCandidatesSql();
     const rows = await this.db.query<{ id: number | string; host: string | null }>(
-      statement.sql,
-      statement.params,
+      candidates.sql,
+      candidates.params,
     );
-    return rows.map((r) => ({ id: String(r.id), kind: r.host === null ? 'sql-null' : 'no-command' }));
+    const commanded = new Set<number>();
+    if (rows.some((r) => r.host !== null)) {
+      const named = commandInstanceIdsSql();
+      const ids = await this.db.query<{ process_instance_id: number | string }>(named.sql, named.params);
+      for (const r of ids) commanded.add(Number(r.process_instance_id));
+    }
+    return rows
+      .filter((r) => r.host === null || !commanded.has(Number(r.id)))
+      .map((r) => ({ id: String(r.id), kind: r.host === null ? 'sql-null' : 'no-command' }));
   }
 
   async repair(ids: readonly string[], now: number): Promise<CommandReceipt[]> {
