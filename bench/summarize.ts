@@ -14,6 +14,8 @@ interface Figure {
 
 export interface BenchSummary {
   runs: Array<{ file: string; startedAt: string; commit: string; dirty: boolean; loadAverage: number[] }>;
+  /** The runs measured the DynamoDB part (not only `--only dolphinscheduler`). */
+  dynamodb: boolean;
   detection: Record<'p50Ms' | 'p99Ms' | 'rawP99Ms', Figure>;
   throughput: Array<
     { instances: number; latencyMs: number } & Record<
@@ -100,6 +102,8 @@ export function summarize(files: string[]): BenchSummary {
       dirty: r.dirty,
       loadAverage: r.machine.loadAverage,
     })),
+    dynamodb:
+      first.throughput.length > 0 || first.scale.instances > 0 || (first.detection.samples?.length ?? 0) > 0,
     detection: {
       p50Ms: across((r) => r.detection.p50Ms, 1),
       p99Ms: across((r) => r.detection.p99Ms, 1),
@@ -235,6 +239,16 @@ export function formatSummary(s: BenchSummary): string {
   const f = (x: Figure, suffix = '') => `${x.median}${suffix} (${x.runs.join(', ')})`;
   const lines = [
     `Median of ${s.runs.length} runs (each run's value in brackets); commits ${[...new Set(s.runs.map((r) => r.commit.slice(0, 10) + (r.dirty ? '+dirty' : '')))].join(', ')}.`,
+    // The DynamoDB part, unless the runs were `--only dolphinscheduler`.
+    ...(s.dynamodb ? dynamoDbLines(s, f) : []),
+  ];
+  return [...lines, ...(s.dolphinscheduler ? dsLines(s.dolphinscheduler, f) : [])].join('\n');
+}
+
+type FormatFigure = (x: Figure, suffix?: string) => string;
+
+function dynamoDbLines(s: BenchSummary, f: FormatFigure): string[] {
+  return [
     '',
     '| figure | median (runs) |',
     '| --- | --- |',
@@ -259,49 +273,48 @@ export function formatSummary(s: BenchSummary): string {
     `| write units per 1,000 | ${f(s.cost.writeUnitsPer1000)} |`,
     `| SQS requests per 1,000 | ${f(s.cost.sqsRequestsPer1000)} |`,
   ];
-  const ds = s.dolphinscheduler;
-  if (ds !== undefined) {
-    const dialect = (d: string) => (d === 'postgresql' ? 'PostgreSQL' : 'MariaDB');
-    lines.push(
-      '',
-      "DolphinScheduler's database:",
-      '',
-      "| dialect | N | latency (measured) | function /s | DS's routine /s | floor /s | contract floor /s | vs routine | vs floor | vs contract floor |",
-      '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
-      ...ds.throughput.map(
-        (t) =>
-          `| ${dialect(t.dialect)} | ${t.instances} | ${t.latencyMs} ms (+${t.measuredRoundTripMs.median} ms) | ${f(t.perSecond)} | ${f(t.dsRoutinePerSecond)} | ${f(t.floorPerSecond)} | ${f(t.contractFloorPerSecond)} | ${f(t.vsDsRoutine, 'x')} | ${f(t.vsFloor)} | ${f(t.vsContractFloor)} |`,
-      ),
-      '',
-      '| scale | index | seconds | invocations | duplicates / missing | peak RSS | live heap first / last |',
-      '| --- | --- | --- | --- | --- | --- | --- |',
-      ...ds.scale.map(
-        (x) =>
-          `| ${dialect(x.dialect)} | ${x.indexed ? 'yes' : 'no'} | ${f(x.seconds)} | ${f(x.invocations)} | ${f(x.duplicates)} / ${f(x.missing)} | ${f(x.peakRssMb, ' MB')} | ${f(x.firstLiveHeapMb, ' MB')} / ${f(x.lastLiveHeapMb, ' MB')} |`,
-      ),
-      '',
-      '| per 1,000 instances | statements | round trips | rows read |',
-      '| --- | --- | --- | --- |',
-      ...ds.cost.map(
-        (c) =>
-          `| ${dialect(c.dialect)}, ${c.who === 'function' ? 'function' : "DS's routine"} | ${f(c.statementsPer1000)} | ${f(c.roundTripsPer1000)} | ${f(c.rowsReadPer1000)} |`,
-      ),
-      '',
-      '| sweep | index | when | hosts ms | hosts rows read | unowned ms | unowned rows read |',
-      '| --- | --- | --- | --- | --- | --- | --- |',
-      ...ds.sweep.map(
-        (w) =>
-          `| ${dialect(w.dialect)} | ${w.indexed ? 'yes' : 'no'} | ${w.moment} | ${f(w.listingMs)} | ${f(w.listingRowsRead)} | ${f(w.unownedMs)} | ${f(w.unownedRowsRead)} |`,
-      ),
-      '',
-      '| detection to command rows | median (runs) |',
-      '| --- | --- |',
-      `| p50, after the raw watch | ${f(ds.detection.p50Ms, ' ms')} |`,
-      `| p99, after the raw watch | ${f(ds.detection.p99Ms, ' ms')} |`,
-      `| raw watch p99, after the delete | ${f(ds.detection.rawP99Ms, ' ms')} |`,
-    );
-  }
-  return lines.join('\n');
+}
+
+function dsLines(ds: DsSummary, f: FormatFigure): string[] {
+  const dialect = (d: string) => (d === 'postgresql' ? 'PostgreSQL' : 'MariaDB');
+  return [
+    '',
+    "DolphinScheduler's database:",
+    '',
+    "| dialect | N | latency (measured) | function /s | DS's routine /s | floor /s | contract floor /s | vs routine | vs floor | vs contract floor |",
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    ...ds.throughput.map(
+      (t) =>
+        `| ${dialect(t.dialect)} | ${t.instances} | ${t.latencyMs} ms (+${t.measuredRoundTripMs.median} ms) | ${f(t.perSecond)} | ${f(t.dsRoutinePerSecond)} | ${f(t.floorPerSecond)} | ${f(t.contractFloorPerSecond)} | ${f(t.vsDsRoutine, 'x')} | ${f(t.vsFloor)} | ${f(t.vsContractFloor)} |`,
+    ),
+    '',
+    '| scale | index | seconds | invocations | duplicates / missing | peak RSS | live heap first / last |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+    ...ds.scale.map(
+      (x) =>
+        `| ${dialect(x.dialect)} | ${x.indexed ? 'yes' : 'no'} | ${f(x.seconds)} | ${f(x.invocations)} | ${f(x.duplicates)} / ${f(x.missing)} | ${f(x.peakRssMb, ' MB')} | ${f(x.firstLiveHeapMb, ' MB')} / ${f(x.lastLiveHeapMb, ' MB')} |`,
+    ),
+    '',
+    '| per 1,000 instances | statements | round trips | rows read |',
+    '| --- | --- | --- | --- |',
+    ...ds.cost.map(
+      (c) =>
+        `| ${dialect(c.dialect)}, ${c.who === 'function' ? 'function' : "DS's routine"} | ${f(c.statementsPer1000)} | ${f(c.roundTripsPer1000)} | ${f(c.rowsReadPer1000)} |`,
+    ),
+    '',
+    '| sweep | index | when | hosts ms | hosts rows read | unowned ms | unowned rows read |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+    ...ds.sweep.map(
+      (w) =>
+        `| ${dialect(w.dialect)} | ${w.indexed ? 'yes' : 'no'} | ${w.moment} | ${f(w.listingMs)} | ${f(w.listingRowsRead)} | ${f(w.unownedMs)} | ${f(w.unownedRowsRead)} |`,
+    ),
+    '',
+    '| detection to command rows | median (runs) |',
+    '| --- | --- |',
+    `| p50, after the raw watch | ${f(ds.detection.p50Ms, ' ms')} |`,
+    `| p99, after the raw watch | ${f(ds.detection.p99Ms, ' ms')} |`,
+    `| raw watch p99, after the delete | ${f(ds.detection.rawP99Ms, ' ms')} |`,
+  ];
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
