@@ -32,7 +32,7 @@ import {
 import { type BenchResults, formatHtml, formatText, type TargetCheck } from './report.ts';
 import { measureScale, type ScaleResult } from './scale.ts';
 import { instanceItem } from './seed.ts';
-import { note, round } from './support.ts';
+import { FLATNESS_MIN_VALUES, flatness, note, round } from './support.ts';
 import {
   type FloorConfig,
   type ProxyCounts,
@@ -205,24 +205,22 @@ function evaluateTargets(results: Omit<BenchResults, 'targets'>): TargetCheck[] 
     // rather than what is held.
     const heap = flatness(s.liveHeapAfterInvocationMb);
     const rss = flatness(s.rssAfterInvocationMb);
-    if (heap !== undefined) {
-      const reference = results.throughput.find((t) => t.latencyMs === 0)?.functionPeakRssMb;
-      checks.push({
-        name: `scale ${s.instances}: live heap over the last 3/4 of the run`,
-        target: '<= 1.1x of the first 1/4 (flat)',
-        value: `${heap.late} MB vs ${heap.early} MB; resident ${rss?.late ?? '?'} vs ${rss?.early ?? '?'} MB (peak ${s.peakRssMb} MB; N=${results.throughput[0]?.instances ?? '?'} run ${reference ?? '?'} MB)`,
-        holds: heap.late <= heap.early * 1.1,
-      });
-    }
+    const reference = results.throughput.find((t) => t.latencyMs === 0)?.functionPeakRssMb;
+    checks.push({
+      name: `scale ${s.instances}: live heap over the last 3/4 of the run`,
+      target: '<= 1.1x of the first 1/4 (flat)',
+      ...(heap === undefined
+        ? {
+            value: `not measured: ${s.liveHeapAfterInvocationMb.length} invocation(s) measured, ${FLATNESS_MIN_VALUES} needed`,
+            holds: false,
+          }
+        : {
+            value: `${heap.late} MB vs ${heap.early} MB; resident ${rss?.late ?? '?'} vs ${rss?.early ?? '?'} MB (peak ${s.peakRssMb} MB; N=${results.throughput[0]?.instances ?? '?'} run ${reference ?? '?'} MB)`,
+            holds: heap.late <= heap.early * 1.1,
+          }),
+    });
   }
   return checks;
-}
-
-/** The highest value of the first quarter of a series and of the rest (undefined: too short to tell). */
-function flatness(values: readonly number[]): { early: number; late: number } | undefined {
-  if (values.length < 4) return undefined;
-  const quarter = Math.max(1, Math.floor(values.length / 4));
-  return { early: Math.max(...values.slice(0, quarter + 1)), late: Math.max(...values.slice(quarter + 1)) };
 }
 
 /** What to stop when the run is interrupted (Ctrl-C, SIGTERM): every process and server it started. */

@@ -27,6 +27,16 @@ export function quantile(values: readonly number[], q: number): number {
 
 export const median = (values: readonly number[]): number => quantile(values, 0.5);
 
+/** Fewest per-invocation values `flatness` compares (a first quarter and three more). */
+export const FLATNESS_MIN_VALUES = 4;
+
+/** The highest value of the first quarter of a series and of the rest (undefined: too short to tell). */
+export function flatness(values: readonly number[]): { early: number; late: number } | undefined {
+  if (values.length < FLATNESS_MIN_VALUES) return undefined;
+  const quarter = Math.max(1, Math.floor(values.length / 4));
+  return { early: Math.max(...values.slice(0, quarter + 1)), late: Math.max(...values.slice(quarter + 1)) };
+}
+
 export const round = (value: number, digits = 0): number => {
   const f = 10 ** digits;
   return Math.round(value * f) / f;

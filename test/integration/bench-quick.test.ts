@@ -194,6 +194,8 @@ describe('bench --quick', () => {
     const names = results.targets.map((t) => t.name);
     expect(names.some((n) => n.startsWith('DS postgresql N='))).toBe(true);
     expect(names.some((n) => n.startsWith('DS mysql N='))).toBe(true);
+    // Memory is judged for every scale run: a run too short to tell says so rather than drop the target.
+    expect(names.filter((n) => n.startsWith('DS ') && n.includes('live heap'))).toHaveLength(ds.scale.length);
     expect(
       results.targets.filter((t) => t.name.includes('duplicates / missing') || t.name.includes('read back')),
     ).toSatisfy((list: Array<{ holds: boolean }>) => list.length > 0 && list.every((t) => t.holds));
