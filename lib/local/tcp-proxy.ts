@@ -42,6 +42,11 @@ export async function startTcpProxy(options: TcpProxyOptions): Promise<TcpProxy>
   const server = createServer((client) => {
     counts.connections += 1;
     const upstream = tcpConnect(options.target.port, options.target.host);
+    // No Nagle on either leg: the drivers write a statement in several chunks (Parse, Bind, Execute, Sync),
+    // and a small chunk held back until the previous one is acknowledged met the server's delayed ACK,
+    // about 40 ms, where the round trip being simulated is 1 ms.
+    client.setNoDelay(true);
+    upstream.setNoDelay(true);
     open.add(client);
     open.add(upstream);
     const closeBoth = () => {
