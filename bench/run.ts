@@ -29,7 +29,8 @@ import {
   runDolphinSchedulerBench,
   type Stopper,
 } from './dolphinscheduler/run.ts';
-import { type BenchResults, formatHtml, formatText, type TargetCheck } from './report.ts';
+import type { TargetCheck } from './format.ts';
+import { type BenchResults, formatHtml, formatText } from './report.ts';
 import { measureScale, type ScaleResult } from './scale.ts';
 import { instanceItem } from './seed.ts';
 import { FLATNESS_MIN_VALUES, flatness, note, round } from './support.ts';

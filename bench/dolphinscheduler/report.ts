@@ -1,7 +1,6 @@
 // The DolphinScheduler part of the report: plain-text tables, and the HTML charts (throughput against
 // DolphinScheduler's routine and the floors, live heap per scale invocation, detection to command rows).
-import { escapeHtml, table } from '../format.ts';
-import { detectionChart } from '../report.ts';
+import { detectionChart, escapeHtml, table } from '../format.ts';
 import type { DolphinSchedulerResults } from './run.ts';
 
 const fixed = (v: number, digits = 2) => (Number.isFinite(v) ? v.toFixed(digits) : '-');

@@ -12,7 +12,7 @@ import { connectZk, type ZkSession } from '../../lib/registry/zk-client.ts';
 import { type Dialect, openDatabase, parseDatabaseUrl } from '../../lib/store/dolphinscheduler/database.ts';
 import { DynamoRunJournal } from '../../lib/store/dynamodb/run-journal.ts';
 import { type Cores, describeCores } from '../cores.ts';
-import type { TargetCheck } from '../report.ts';
+import type { TargetCheck } from '../format.ts';
 import { FLATNESS_MIN_VALUES, flatness, median, note, round } from '../support.ts';
 import { type DsCostResult, measureDsCost } from './cost.ts';
 import { type BenchDatabase, DS_TIME_ZONE, hostIndexDdl, startBenchDatabase } from './database.ts';

@@ -9,10 +9,10 @@ import type { LocalStack } from '../local/stack.ts';
 import type { DsVersion } from '../local/store-flags.ts';
 import { type Database, openDatabase, parseDatabaseUrl } from '../store/dolphinscheduler/database.ts';
 import { DynamoRunJournal } from '../store/dynamodb/run-journal.ts';
+import type { StoreDriver } from './driver.ts';
 import { checkDsInvariants } from './ds-invariants.ts';
 import { allRows, type DsRow, executingInstancesByHost, executingTasksByHost } from './ds-readers.ts';
 import { seedDsWork } from './ds-seed.ts';
-import type { StoreDriver } from './scenario.ts';
 
 export interface DolphinSchedulerDemo {
   timeZone: string;

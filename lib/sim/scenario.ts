@@ -9,10 +9,11 @@ import { localStateDir } from '../local/processes.ts';
 import { type LocalRuntime, startLocalRuntime } from '../local/runtime.ts';
 import { type LocalStack, startLocalStack } from '../local/stack.ts';
 import { DynamoServerStore } from '../store/dynamodb/servers.ts';
-import { type RegisterOptions, spawnCluster } from './cluster.ts';
+import { spawnCluster } from './cluster.ts';
+import type { StoreDriver } from './driver.ts';
 import { dolphinSchedulerDriver } from './ds-scenario.ts';
-import { type Check, checkInvariants, type FinalState } from './invariants.ts';
-import { DemoMonitor, type DemoStore } from './monitor.ts';
+import { checkInvariants, type FinalState } from './invariants.ts';
+import { DemoMonitor } from './monitor.ts';
 import { type DemoOptions, type SimServer, topology } from './options.ts';
 import { countExecuting, scanAll, scanCommands } from './readers.ts';
 import { watchRegistry } from './registry-watch.ts';
@@ -44,44 +45,6 @@ export class DemoInterruptedError extends Error {
 
 /** Where `--keep` leaves the READY endpoints for `zkf --ready <file>`. */
 export const demoReadyFile = join(localStateDir, 'demo-ready.json');
-
-/** What the seeding gave the scenario. */
-export interface SeedSummary {
-  /** Executing items per server as seeded: process instances (masters), tasks (workers). */
-  executing: Map<string, number>;
-  /** Seeded owner per instance id and per task id (the timelines follow the masters' reports by them). */
-  instanceHosts: Map<string, string>;
-  taskHosts: Map<string, string>;
-  /** The event line that says what was seeded. */
-  text: string;
-}
-
-/** What the verdict is given. */
-export interface VerdictInput {
-  servers: readonly SimServer[];
-  killed: readonly SimServer[];
-  disturbed: ReadonlyMap<string, { startupTime: number }>;
-  monitor: DemoMonitor;
-}
-
-/** The store-dependent half of the scenario. */
-export interface StoreDriver {
-  readonly store: DemoStore;
-  /** The stack-ready event line. */
-  stackLine(): string;
-  /** The registered event's description of the heartbeats and what the masters consume. */
-  readonly serversLine: string;
-  /** What the simulated servers need besides the session settings (DolphinScheduler: heartbeats, database). */
-  readonly register: Partial<RegisterOptions>;
-  /** Seeds the work (while the servers register). */
-  seed(servers: readonly SimServer[], now: number): Promise<SeedSummary>;
-  /** Executing items per server now, into the monitor (`which`: the servers to count). */
-  poll(monitor: DemoMonitor, which: readonly SimServer[]): Promise<void>;
-  verdict(input: VerdictInput): Promise<Check[]>;
-  /** The READY JSON `--keep` prints and leaves in .local/demo-ready.json. */
-  ready(): Record<string, unknown>;
-  close(): Promise<void>;
-}
 
 /** Runs the scenario; resolves with the exit code (0: every invariant holds). */
 export async function runDemo(options: DemoOptions, io: DemoIo): Promise<number> {
