@@ -9,7 +9,14 @@
 // changes are `chaos-scheduler`.
 import mysql from 'mysql2/promise';
 import pg from 'pg';
-import type { Database, Dialect, Queryable } from '../../lib/store/dolphinscheduler/database.ts';
+import {
+  type Database,
+  type Dialect,
+  mysqlTransaction,
+  pgTextTypes,
+  pgTransaction,
+  type Transaction,
+} from '../../lib/store/dolphinscheduler/database.ts';
 
 export type Writer = 'ds-master' | 'chaos-harness' | 'chaos-scheduler' | 'zk-sweep';
 
@@ -18,10 +25,6 @@ export const SWEEP_WRITER = 'zk-sweep';
 
 /** The failover function's writer name (its own connections, which the harness does not tag). */
 export const FUNCTION_WRITER = 'zk-failover';
-
-const TIMESTAMP_OID = 1114;
-const INT8_OID = 20;
-const NUMERIC_OID = 1700;
 
 /**
  * A small pool implementing the store's Database interface (what lib/sim/ds-master.ts needs) whose
@@ -36,8 +39,6 @@ export interface TaggedDatabase extends Database {
   connectionIds(): ReadonlySet<number>;
 }
 
-type Tx = Queryable & { affectedRows(): number };
-
 class PgTagged implements TaggedDatabase {
   readonly dialect = 'postgresql' as const;
   readonly #pool: pg.Pool;
@@ -50,12 +51,7 @@ class PgTagged implements TaggedDatabase {
       application_name: writer,
       connectionTimeoutMillis: 10_000,
       idleTimeoutMillis: 10_000,
-      types: {
-        getTypeParser: ((oid: number, format?: string) =>
-          oid === TIMESTAMP_OID || oid === INT8_OID || oid === NUMERIC_OID
-            ? (value: string) => value
-            : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
-      },
+      types: pgTextTypes,
     });
     this.#pool.on('error', () => undefined);
     this.#pool.on('connect', (client) => {
@@ -74,36 +70,8 @@ class PgTagged implements TaggedDatabase {
     return result.rows as R[];
   }
 
-  async transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
-    const client = await this.#pool.connect();
-    let broken = false;
-    const onError = () => {
-      broken = true;
-    };
-    client.on('error', onError);
-    try {
-      await client.query('BEGIN');
-      let affected = 0;
-      const tx: Tx = {
-        query: async <R extends object>(sql: string, params: readonly unknown[] = []): Promise<R[]> => {
-          const result = await client.query(sql, params as unknown[]);
-          affected = result.rowCount ?? 0;
-          return result.rows as R[];
-        },
-        affectedRows: () => affected,
-      };
-      const value = await work(tx);
-      await client.query('COMMIT');
-      return value;
-    } catch (error: unknown) {
-      await client.query('ROLLBACK').catch(() => {
-        broken = true;
-      });
-      throw error;
-    } finally {
-      client.off('error', onError);
-      client.release(broken);
-    }
+  transaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
+    return pgTransaction(this.#pool, work);
   }
 
   async close(): Promise<void> {
@@ -146,36 +114,8 @@ class MysqlTagged implements TaggedDatabase {
     return Array.isArray(rows) ? (rows as R[]) : [];
   }
 
-  async transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
-    const connection = await this.#pool.getConnection();
-    let broken = false;
-    try {
-      await connection.beginTransaction();
-      let affected = 0;
-      const tx: Tx = {
-        query: async <R extends object>(sql: string, params: readonly unknown[] = []): Promise<R[]> => {
-          const [rows] = await connection.query(sql, params as unknown[]);
-          if (Array.isArray(rows)) {
-            affected = rows.length;
-            return rows as R[];
-          }
-          affected = (rows as { affectedRows?: number }).affectedRows ?? 0;
-          return [];
-        },
-        affectedRows: () => affected,
-      };
-      const value = await work(tx);
-      await connection.commit();
-      return value;
-    } catch (error: unknown) {
-      await connection.rollback().catch(() => {
-        broken = true;
-      });
-      throw error;
-    } finally {
-      if (broken) connection.destroy();
-      else connection.release();
-    }
+  transaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
+    return mysqlTransaction(this.#pool, work);
   }
 
   async close(): Promise<void> {

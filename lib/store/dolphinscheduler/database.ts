@@ -122,7 +122,7 @@ export interface Queryable {
 export interface Database extends Queryable {
   readonly dialect: Dialect;
   /** Runs `work` in one transaction on one connection: committed when it resolves, rolled back when not. */
-  transaction<T>(work: (tx: Queryable & { affectedRows(): number }) => Promise<T>): Promise<T>;
+  transaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -151,6 +151,96 @@ const TIMESTAMP_OID = 1114;
 const INT8_OID = 20;
 const NUMERIC_OID = 1700;
 
+/** pg's type parsers for DolphinScheduler's tables: timestamps, bigints and numerics as the server's text. */
+export const pgTextTypes = {
+  getTypeParser: ((oid: number, format?: string) =>
+    oid === TIMESTAMP_OID || oid === INT8_OID || oid === NUMERIC_OID
+      ? (value: string) => value
+      : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+};
+
+/** One statement run inside a transaction, with the rows the last one changed (or returned). */
+export type Transaction = Queryable & { affectedRows(): number };
+
+/**
+ * `work` in one transaction on one of the pool's clients: committed when it resolves, rolled back when not.
+ * A client that failed (its connection lost mid-transaction, a failed rollback) is discarded, not reused.
+ */
+export async function pgTransaction<T>(pool: pg.Pool, work: (tx: Transaction) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken = false;
+  // A connection lost mid-transaction (server restart, network cut) rejects the pending query; the
+  // client's error event must not go unheard (it would end the process).
+  const onError = () => {
+    broken = true;
+  };
+  client.on('error', onError);
+  try {
+    await client.query('BEGIN');
+    let affected = 0;
+    const tx: Transaction = {
+      query: async <R extends object>(sql: string, params: readonly unknown[] = []): Promise<R[]> => {
+        const result = await client.query(sql, params as unknown[]);
+        affected = result.rowCount ?? 0;
+        return result.rows as R[];
+      },
+      affectedRows: () => affected,
+    };
+    const value = await work(tx);
+    await client.query('COMMIT');
+    return value;
+  } catch (error: unknown) {
+    await client.query('ROLLBACK').catch(() => {
+      broken = true;
+    });
+    throw error;
+  } finally {
+    client.off('error', onError);
+    client.release(broken);
+  }
+}
+
+/** The same on MySQL: a connection that failed is destroyed rather than returned to the pool. */
+export async function mysqlTransaction<T>(
+  pool: mysql.Pool,
+  work: (tx: Transaction) => Promise<T>,
+): Promise<T> {
+  const connection = await pool.getConnection();
+  let broken = false;
+  const onError = () => {
+    broken = true;
+  };
+  connection.on('error', onError);
+  try {
+    await connection.beginTransaction();
+    let affected = 0;
+    const tx: Transaction = {
+      query: async <R extends object>(sql: string, params: readonly unknown[] = []): Promise<R[]> => {
+        const [rows] = await connection.query(sql, params as unknown[]);
+        if (Array.isArray(rows)) {
+          affected = rows.length;
+          return rows as R[];
+        }
+        affected = (rows as { affectedRows?: number }).affectedRows ?? 0;
+        return [];
+      },
+      affectedRows: () => affected,
+    };
+    const value = await work(tx);
+    await connection.commit();
+    return value;
+  } catch (error: unknown) {
+    await connection.rollback().catch(() => {
+      broken = true;
+    });
+    throw error;
+  } finally {
+    connection.off('error', onError);
+    if (broken) connection.destroy();
+    else connection.release();
+  }
+}
+
 class PgDatabase implements Database {
   readonly dialect = 'postgresql' as const;
   readonly #pool: pg.Pool;
@@ -169,12 +259,7 @@ class PgDatabase implements Database {
       lock_timeout: settings.lockTimeoutMs,
       application_name: 'zk-failover',
       ...(target.tls ? { ssl: { rejectUnauthorized: true } } : {}),
-      types: {
-        getTypeParser: ((oid: number, format?: string) =>
-          oid === TIMESTAMP_OID || oid === INT8_OID || oid === NUMERIC_OID
-            ? (value: string) => value
-            : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
-      },
+      types: pgTextTypes,
     });
     // An idle client's error (the server restarted) must not crash the container; the next query reconnects.
     this.#pool.on('error', () => undefined);
@@ -185,38 +270,8 @@ class PgDatabase implements Database {
     return result.rows as R[];
   }
 
-  async transaction<T>(work: (tx: Queryable & { affectedRows(): number }) => Promise<T>): Promise<T> {
-    const client = await this.#pool.connect();
-    let broken = false;
-    // A connection lost mid-transaction (server restart, network cut) rejects the pending query; the
-    // client's error event must not go unheard (it would end the process).
-    const onError = () => {
-      broken = true;
-    };
-    client.on('error', onError);
-    try {
-      await client.query('BEGIN');
-      let affected = 0;
-      const tx = {
-        query: async <R extends object>(sql: string, params: readonly unknown[] = []): Promise<R[]> => {
-          const result = await client.query(sql, params as unknown[]);
-          affected = result.rowCount ?? 0;
-          return result.rows as R[];
-        },
-        affectedRows: () => affected,
-      };
-      const value = await work(tx);
-      await client.query('COMMIT');
-      return value;
-    } catch (error: unknown) {
-      await client.query('ROLLBACK').catch(() => {
-        broken = true;
-      });
-      throw error;
-    } finally {
-      client.off('error', onError);
-      client.release(broken);
-    }
+  transaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
+    return pgTransaction(this.#pool, work);
   }
 
   async close(): Promise<void> {
@@ -259,41 +314,8 @@ class MysqlDatabase implements Database {
     return Array.isArray(rows) ? (rows as R[]) : [];
   }
 
-  async transaction<T>(work: (tx: Queryable & { affectedRows(): number }) => Promise<T>): Promise<T> {
-    const connection = await this.#pool.getConnection();
-    let broken = false;
-    const onError = () => {
-      broken = true;
-    };
-    connection.on('error', onError);
-    try {
-      await connection.beginTransaction();
-      let affected = 0;
-      const tx = {
-        query: async <R extends object>(sql: string, params: readonly unknown[] = []): Promise<R[]> => {
-          const [rows] = await connection.query(sql, params as unknown[]);
-          if (Array.isArray(rows)) {
-            affected = rows.length;
-            return rows as R[];
-          }
-          affected = (rows as { affectedRows?: number }).affectedRows ?? 0;
-          return [];
-        },
-        affectedRows: () => affected,
-      };
-      const value = await work(tx);
-      await connection.commit();
-      return value;
-    } catch (error: unknown) {
-      await connection.rollback().catch(() => {
-        broken = true;
-      });
-      throw error;
-    } finally {
-      connection.off('error', onError);
-      if (broken) connection.destroy();
-      else connection.release();
-    }
+  transaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
+    return mysqlTransaction(this.#pool, work);
   }
 
   async close(): Promise<void> {
