@@ -44,9 +44,11 @@ function statements(roleId: string): Statement[] {
   for (const p of policies) {
     for (const s of p.PolicyDocument.Statement) {
       const branch = (s as { 'Fn::If'?: unknown[] })['Fn::If'];
-      if (branch) {
-        if (branch[1] && typeof branch[1] === 'object') out.push(branch[1] as Statement);
-      } else out.push(s as Statement);
+      // Either branch of a condition may hold the statement (the other `Ref: AWS::NoValue`).
+      const candidates = branch ? branch.slice(1) : [s];
+      for (const c of candidates) {
+        if (c !== null && typeof c === 'object' && 'Effect' in c) out.push(c as Statement);
+      }
     }
   }
   return out;

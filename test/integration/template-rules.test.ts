@@ -450,6 +450,26 @@ describe('generated templates of both stores, prod and dev (sls package, offline
       ]);
     });
 
+    it("lets the sweep reach the DynamoDB store's work, outbox and commands queue with that store only", () => {
+      for (const v of variantNames) {
+        const t = templates[v];
+        const role = roleOf(t, 'sweep');
+        const dynamo = storeOf(v) === 'dynamodb';
+        const arn = (id: string, suffix = '') =>
+          `${resolveString(t, { 'Fn::GetAtt': [id, 'Arn'] })}${suffix}`;
+        // Its executing work and its outbox (DESIGN section 4): DolphinScheduler's database replaces both.
+        expect(allows(t, role, 'dynamodb:Query', arn('InstancesTable', '/index/byHost')), v).toBe(dynamo);
+        expect(allows(t, role, 'dynamodb:Query', arn('TasksTable', '/index/byHost')), v).toBe(dynamo);
+        expect(allows(t, role, 'dynamodb:Query', arn('CommandsTable', '/index/pending')), v).toBe(dynamo);
+        expect(allows(t, role, 'dynamodb:UpdateItem', arn('CommandsTable')), v).toBe(dynamo);
+        expect(allows(t, role, 'sqs:SendMessage', arn('CommandsQueue')), v).toBe(dynamo);
+        // Either store: failover requests and the membership mirror; the repairs' lease locks (D5).
+        expect(allows(t, role, 'sqs:SendMessage', arn('FailoverQueue')), v).toBe(true);
+        expect(allows(t, role, 'dynamodb:PutItem', arn('ServersTable')), v).toBe(true);
+        expect(allows(t, role, 'dynamodb:UpdateItem', arn('LocksTable')), v).toBe(!dynamo);
+      }
+    });
+
     it('gives functions the KMS permissions of any customer key that protects a table or queue they use', () => {
       for (const v of variantNames) {
         const t = templates[v];
