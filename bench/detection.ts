@@ -9,6 +9,7 @@ import { parseFailoverRequest } from '../lib/messages.ts';
 import { createLayout } from '../lib/registry/layout.ts';
 import { connectZk, type ZkSession } from '../lib/registry/zk-client.ts';
 import { DynamoServerStore } from '../lib/store/dynamodb/servers.ts';
+import { watchRemovals } from './raw-watch.ts';
 import { note, quantile, round, sleep } from './support.ts';
 
 export interface DetectionResult {
@@ -63,19 +64,7 @@ export async function measureDetection(stack: LocalStack, removals: number): Pro
   // The raw watch: a child watch on the parent, re-armed each time it fires; a removal is seen when it fires.
   const raw = await connect(stack);
   sessions.push(raw);
-  const rawSeen = new Map<string, number>();
-  let known = new Set(await raw.children(parent, onChange));
-  function onChange(): void {
-    const firedAt = Date.now();
-    raw.children(parent, onChange).then(
-      (children) => {
-        const now = new Set(children);
-        for (const child of known) if (!now.has(child) && !rawSeen.has(child)) rawSeen.set(child, firedAt);
-        known = now;
-      },
-      () => undefined,
-    );
-  }
+  const rawSeen = await watchRemovals(raw, parent);
 
   // The failover queue's reader: when each request landed (SentTimestamp), by host.
   const landed = new Map<string, number>();

@@ -63,3 +63,48 @@ export interface TargetCheck {
   /** Why a missed target cannot be met on this service, when a measurement shows it. */
   note?: string;
 }
+
+/** One group of a grouped bar chart: a value per bar, and two caption lines under it. */
+export interface BarGroup {
+  values: readonly number[];
+  caption: string;
+  note: string;
+}
+
+/** Grouped bars (instances a second) with a legend: the benchmark's throughput comparisons. */
+export function groupedBarChart(options: {
+  label: string;
+  bars: ReadonlyArray<{ name: string; color: string }>;
+  groups: readonly BarGroup[];
+  /** Width of one group, px. */
+  groupWidth: number;
+  /** Legend spacing, px per entry. */
+  legendStep: number;
+}): string {
+  const { bars, groups } = options;
+  const width = Math.max(660, options.groupWidth * Math.max(1, groups.length) + 80);
+  const height = 320;
+  const m = { left: 60, right: 20, top: 30, bottom: 50 };
+  const maxY = Math.max(1, ...groups.flatMap((g) => g.values));
+  const plotH = height - m.top - m.bottom;
+  const groupW = (width - m.left - m.right) / Math.max(1, groups.length);
+  const barW = (groupW - 20) / bars.length;
+  const drawn = groups.map((group, g) => {
+    const x0 = m.left + g * groupW + 10;
+    const rects = bars.map((b, i) => {
+      const v = group.values[i] ?? 0;
+      const h = (v / maxY) * plotH;
+      const x = x0 + i * barW;
+      return `<rect x="${x.toFixed(1)}" y="${(height - m.bottom - h).toFixed(1)}" width="${(barW - 3).toFixed(1)}" height="${h.toFixed(1)}" fill="${b.color}"/><text x="${(x + barW / 2 - 1).toFixed(1)}" y="${(height - m.bottom - h - 4).toFixed(1)}" font-size="9" text-anchor="middle">${Math.round(v)}</text>`;
+    });
+    const cx = (x0 + (groupW - 20) / 2).toFixed(1);
+    return `${rects.join('')}<text x="${cx}" y="${height - m.bottom + 14}" font-size="10" text-anchor="middle">${escapeHtml(group.caption)}</text><text x="${cx}" y="${height - m.bottom + 27}" font-size="9" text-anchor="middle">${escapeHtml(group.note)}</text>`;
+  });
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" role="img" aria-label="${escapeHtml(options.label)}">
+  <rect width="${width}" height="${height}" fill="white"/>
+  <line x1="${m.left}" y1="${height - m.bottom}" x2="${width - m.right}" y2="${height - m.bottom}" stroke="#333"/>
+  <text x="14" y="${m.top + plotH / 2}" font-size="12" transform="rotate(-90 14 ${m.top + plotH / 2})" text-anchor="middle">instances / s</text>
+  ${drawn.join('\n  ')}
+  ${bars.map((b, i) => `<rect x="${m.left + i * options.legendStep}" y="8" width="10" height="10" fill="${b.color}"/><text x="${m.left + 16 + i * options.legendStep}" y="17" font-size="11">${escapeHtml(b.name)}</text>`).join('')}
+</svg>`;
+}

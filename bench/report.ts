@@ -4,7 +4,7 @@ import { type Cores, describeCores } from './cores.ts';
 import type { DetectionResult } from './detection.ts';
 import { dsCharts, formatDsText } from './dolphinscheduler/report.ts';
 import type { DolphinSchedulerResults } from './dolphinscheduler/run.ts';
-import { detectionChart, escapeHtml, type TargetCheck, table } from './format.ts';
+import { detectionChart, escapeHtml, groupedBarChart, type TargetCheck, table } from './format.ts';
 
 import type { ScaleResult } from './scale.ts';
 import type { FloorConfig, ThroughputResult } from './throughput.ts';
@@ -181,36 +181,22 @@ export function formatText(r: BenchResults): string {
 
 /** Grouped bars: sequential, failover function, floor, per (N, latency). */
 function throughputChart(rows: ThroughputResult[]): string {
-  const width = Math.max(660, 190 * Math.max(1, rows.length) + 80);
-  const height = 320;
-  const m = { left: 60, right: 20, top: 30, bottom: 50 };
-  const bars = [
-    { key: 'baselinePerSecond' as const, name: 'sequential', color: '#999' },
-    { key: 'perSecond' as const, name: 'failover function', color: '#1f77b4' },
-    { key: 'contractFloorPerSecond' as const, name: 'contract floor', color: '#98df8a' },
-    { key: 'floorPerSecond' as const, name: 'write floor', color: '#2ca02c' },
-  ];
-  const maxY = Math.max(1, ...rows.flatMap((r) => bars.map((b) => r[b.key])));
-  const plotH = height - m.top - m.bottom;
-  const groupW = (width - m.left - m.right) / Math.max(1, rows.length);
-  const barW = (groupW - 30) / bars.length;
-  const groups = rows.map((r, g) => {
-    const x0 = m.left + g * groupW + 15;
-    const rects = bars.map((b, i) => {
-      const v = r[b.key];
-      const h = (v / maxY) * plotH;
-      const x = x0 + i * barW;
-      return `<rect x="${x.toFixed(1)}" y="${(height - m.bottom - h).toFixed(1)}" width="${(barW - 4).toFixed(1)}" height="${h.toFixed(1)}" fill="${b.color}"/><text x="${(x + barW / 2 - 2).toFixed(1)}" y="${(height - m.bottom - h - 4).toFixed(1)}" font-size="10" text-anchor="middle">${Math.round(v)}</text>`;
-    });
-    return `${rects.join('')}<text x="${(x0 + (groupW - 30) / 2).toFixed(1)}" y="${height - m.bottom + 16}" font-size="11" text-anchor="middle">N=${r.instances}, ${r.latencyMs} ms</text><text x="${(x0 + (groupW - 30) / 2).toFixed(1)}" y="${height - m.bottom + 30}" font-size="10" text-anchor="middle">${r.vsFloor.toFixed(2)} of floor, ${r.vsBaseline.toFixed(1)}x seq.</text>`;
+  return groupedBarChart({
+    label: 'throughput comparison',
+    bars: [
+      { name: 'sequential', color: '#999' },
+      { name: 'failover function', color: '#1f77b4' },
+      { name: 'contract floor', color: '#98df8a' },
+      { name: 'write floor', color: '#2ca02c' },
+    ],
+    groups: rows.map((r) => ({
+      values: [r.baselinePerSecond, r.perSecond, r.contractFloorPerSecond, r.floorPerSecond],
+      caption: `N=${r.instances}, ${r.latencyMs} ms`,
+      note: `${r.vsFloor.toFixed(2)} of floor, ${r.vsBaseline.toFixed(1)}x seq.`,
+    })),
+    groupWidth: 190,
+    legendStep: 140,
   });
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" role="img" aria-label="throughput comparison">
-  <rect width="${width}" height="${height}" fill="white"/>
-  <line x1="${m.left}" y1="${height - m.bottom}" x2="${width - m.right}" y2="${height - m.bottom}" stroke="#333"/>
-  <text x="14" y="${m.top + plotH / 2}" font-size="12" transform="rotate(-90 14 ${m.top + plotH / 2})" text-anchor="middle">instances / s</text>
-  ${groups.join('\n  ')}
-  ${bars.map((b, i) => `<rect x="${m.left + i * 140}" y="8" width="10" height="10" fill="${b.color}"/><text x="${m.left + 16 + i * 140}" y="17" font-size="11">${b.name}</text>`).join('')}
-</svg>`;
 }
 
 export function formatHtml(r: BenchResults): string {

@@ -11,6 +11,7 @@ import { connectZk, type ZkSession } from '../../lib/registry/zk-client.ts';
 import { type DsServerRegistration, registerDsMaster } from '../../lib/sim/ds-master.ts';
 import { NEED_FAILOVER_STATES } from '../../lib/store/dolphinscheduler/codes.ts';
 import { DynamoServerStore } from '../../lib/store/dynamodb/servers.ts';
+import { watchRemovals } from '../raw-watch.ts';
 import { note, quantile, round, sleep } from '../support.ts';
 import { analyzeTables, type BenchDatabase, resetTables, seedInstances } from './database.ts';
 
@@ -90,19 +91,7 @@ export async function measureDsDetection(
   // The raw watch: a child watch on the parent, re-armed each time it fires.
   const raw = await connect(stack);
   sessions.push(raw);
-  const rawSeen = new Map<string, number>();
-  let known = new Set(await raw.children(parent, onChange));
-  function onChange(): void {
-    const firedAt = Date.now();
-    raw.children(parent, onChange).then(
-      (children) => {
-        const now = new Set(children);
-        for (const child of known) if (!now.has(child) && !rawSeen.has(child)) rawSeen.set(child, firedAt);
-        known = now;
-      },
-      () => undefined,
-    );
-  }
+  const rawSeen = await watchRemovals(raw, parent);
 
   // The command poller: new rows of t_ds_command by id; a master is done when all its instances have one.
   const commanded = new Map<string, number>();

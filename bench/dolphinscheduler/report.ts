@@ -1,6 +1,6 @@
 // The DolphinScheduler part of the report: plain-text tables, and the HTML charts (throughput against
 // DolphinScheduler's routine and the floors, live heap per scale invocation, detection to command rows).
-import { detectionChart, escapeHtml, table } from '../format.ts';
+import { detectionChart, escapeHtml, groupedBarChart, table } from '../format.ts';
 import type { DolphinSchedulerResults } from './run.ts';
 
 const fixed = (v: number, digits = 2) => (Number.isFinite(v) ? v.toFixed(digits) : '-');
@@ -174,38 +174,22 @@ export function formatDsText(ds: DolphinSchedulerResults): string[] {
 
 /** Grouped bars per (dialect, N, latency): DolphinScheduler's routine, function, contract floor, floor. */
 function throughputChart(ds: DolphinSchedulerResults): string {
-  const rows = ds.throughput;
-  const width = Math.max(660, 150 * Math.max(1, rows.length) + 80);
-  const height = 320;
-  const m = { left: 60, right: 20, top: 30, bottom: 50 };
-  const bars = [
-    { key: 'dsRoutinePerSecond' as const, name: "DolphinScheduler's routine", color: '#999' },
-    { key: 'perSecond' as const, name: 'failover function', color: '#1f77b4' },
-    { key: 'contractFloorPerSecond' as const, name: 'contract floor', color: '#98df8a' },
-    { key: 'floorPerSecond' as const, name: 'write floor', color: '#2ca02c' },
-  ];
-  const maxY = Math.max(1, ...rows.flatMap((r) => bars.map((b) => r[b.key])));
-  const plotH = height - m.top - m.bottom;
-  const groupW = (width - m.left - m.right) / Math.max(1, rows.length);
-  const barW = (groupW - 20) / bars.length;
-  const groups = rows.map((r, g) => {
-    const x0 = m.left + g * groupW + 10;
-    const rects = bars.map((b, i) => {
-      const v = r[b.key];
-      const h = (v / maxY) * plotH;
-      const x = x0 + i * barW;
-      return `<rect x="${x.toFixed(1)}" y="${(height - m.bottom - h).toFixed(1)}" width="${(barW - 3).toFixed(1)}" height="${h.toFixed(1)}" fill="${b.color}"/><text x="${(x + barW / 2 - 1).toFixed(1)}" y="${(height - m.bottom - h - 4).toFixed(1)}" font-size="9" text-anchor="middle">${Math.round(v)}</text>`;
-    });
-    const cx = (x0 + (groupW - 20) / 2).toFixed(1);
-    return `${rects.join('')}<text x="${cx}" y="${height - m.bottom + 14}" font-size="10" text-anchor="middle">${r.dialect === 'postgresql' ? 'PG' : 'MariaDB'} N=${r.instances}, ${r.latencyMs} ms</text><text x="${cx}" y="${height - m.bottom + 27}" font-size="9" text-anchor="middle">${fixed(r.vsDsRoutine, 1)}x routine, ${fixed(r.vsFloor)} of floor</text>`;
+  return groupedBarChart({
+    label: 'DolphinScheduler throughput comparison',
+    bars: [
+      { name: "DolphinScheduler's routine", color: '#999' },
+      { name: 'failover function', color: '#1f77b4' },
+      { name: 'contract floor', color: '#98df8a' },
+      { name: 'write floor', color: '#2ca02c' },
+    ],
+    groups: ds.throughput.map((r) => ({
+      values: [r.dsRoutinePerSecond, r.perSecond, r.contractFloorPerSecond, r.floorPerSecond],
+      caption: `${r.dialect === 'postgresql' ? 'PG' : 'MariaDB'} N=${r.instances}, ${r.latencyMs} ms`,
+      note: `${fixed(r.vsDsRoutine, 1)}x routine, ${fixed(r.vsFloor)} of floor`,
+    })),
+    groupWidth: 150,
+    legendStep: 170,
   });
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" role="img" aria-label="DolphinScheduler throughput comparison">
-  <rect width="${width}" height="${height}" fill="white"/>
-  <line x1="${m.left}" y1="${height - m.bottom}" x2="${width - m.right}" y2="${height - m.bottom}" stroke="#333"/>
-  <text x="14" y="${m.top + plotH / 2}" font-size="12" transform="rotate(-90 14 ${m.top + plotH / 2})" text-anchor="middle">instances / s</text>
-  ${groups.join('\n  ')}
-  ${bars.map((b, i) => `<rect x="${m.left + i * 170}" y="8" width="10" height="10" fill="${b.color}"/><text x="${m.left + 16 + i * 170}" y="17" font-size="11">${escapeHtml(b.name)}</text>`).join('')}
-</svg>`;
 }
 
 /** Live heap at the end of each scale invocation, one line per run (flat = nothing held per instance). */
