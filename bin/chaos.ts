@@ -181,18 +181,7 @@ async function main(): Promise<number> {
   );
   const started = Date.now();
   const env = await ChaosEnvironment.start();
-  let stopping = false;
-  const stop = async () => {
-    if (stopping) return;
-    stopping = true;
-    await env.stop();
-  };
-  const onSignal = () => {
-    console.log('\ninterrupted: stopping the local stack');
-    void stop().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const stop = stopOnce(env);
   const failed: number[] = [];
   const coverage = new Map<string, number>();
   let duplicateDeliveries = 0;
@@ -274,18 +263,7 @@ async function mainDolphinScheduler(args: ReturnType<typeof parse>): Promise<num
   );
   const started = Date.now();
   const env = await DsChaosEnvironment.start(dialect);
-  let stopping = false;
-  const stop = async () => {
-    if (stopping) return;
-    stopping = true;
-    await env.stop();
-  };
-  const onSignal = () => {
-    console.log('\ninterrupted: stopping the local stack');
-    void stop().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const stop = stopOnce(env);
   const failed: number[] = [];
   const findings: number[] = [];
   const coverage = new Map<string, number>();
@@ -386,6 +364,23 @@ async function inFlightCases(
     await env.stop();
   }
   return duplicates > 0 ? 1 : 0;
+}
+
+/** Stops the chaos stack once: when the runs end, or on Ctrl-C / SIGTERM (then exits 130). */
+function stopOnce(env: { stop(): Promise<void> }): () => Promise<void> {
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    await env.stop();
+  };
+  const onSignal = () => {
+    console.log('\ninterrupted: stopping the local stack');
+    void stop().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  return stop;
 }
 
 main().then(
